@@ -1,0 +1,291 @@
+"""The one place that knows the schema of params.yaml.
+
+Every stage calls :func:`load` with the dotted groups it reads (the same keys its
+``dvc.yaml`` entry lists under ``params:``).  Those groups are validated in full before
+any work starts: a wrong type, an out-of-range number, an unknown choice or an unknown
+key raises :class:`ParamError` with one line naming the key, the value and what is
+allowed.  Top-level key names are always checked, so a typo such as ``hidd: 6`` is
+caught by whichever stage runs first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from nnstudies.errors import UserError
+
+
+class ParamError(UserError):
+    """A params.yaml value that the schema does not allow."""
+
+
+# ---------------------------------------------------------------------------
+# Value specs: each checks one value and says what it allows.
+
+
+@dataclass(frozen=True)
+class Int:
+    lo: int | None = None
+    hi: int | None = None
+
+    def check(self, value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+            return None
+        return value
+
+    def allowed(self):
+        return "an integer" + _range_text(self.lo, self.hi)
+
+
+@dataclass(frozen=True)
+class Float:
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False  # True: the lower bound itself is not allowed
+
+    def check(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return None
+        if self.hi is not None and value > self.hi:
+            return None
+        return value
+
+    def allowed(self):
+        if self.lo_open and self.hi is None:
+            return f"a number > {self.lo:g}"
+        return "a number" + _range_text(self.lo, self.hi)
+
+
+@dataclass(frozen=True)
+class Bool:
+    def check(self, value):
+        return value if isinstance(value, bool) else None
+
+    def allowed(self):
+        return "true or false"
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple
+
+    def check(self, value):
+        return value if isinstance(value, str) and value in self.options else None
+
+    def allowed(self):
+        return "one of " + ", ".join(map(str, self.options))
+
+
+@dataclass(frozen=True)
+class Text:
+    def check(self, value):
+        return value if isinstance(value, str) and value.strip() else None
+
+    def allowed(self):
+        return "a non-empty string"
+
+
+@dataclass(frozen=True)
+class List:
+    item: Any
+    length: int | None = None
+    min_length: int = 1
+
+    def check(self, value):
+        if not isinstance(value, list):
+            return None
+        if self.length is not None and len(value) != self.length:
+            return None
+        if len(value) < self.min_length:
+            return None
+        checked = [self.item.check(v) for v in value]
+        return None if any(c is None for c in checked) else checked
+
+    def allowed(self):
+        size = f"{self.length} " if self.length is not None else ""
+        return f"a list of {size}items, each {self.item.allowed()}"
+
+
+def _range_text(lo, hi):
+    if lo is not None and hi is not None:
+        return f" from {lo:g} to {hi:g}"
+    if lo is not None:
+        return f" >= {lo:g}"
+    if hi is not None:
+        return f" <= {hi:g}"
+    return ""
+
+
+# ---------------------------------------------------------------------------
+# The schema.  A dict is a group (its keys are exactly the allowed keys);
+# anything else is a value spec.
+
+_SGD = {"lr": Float(0.0, lo_open=True), "momentum": Float(0.0, 1.0)}
+_SEQ_TASK = {
+    "lang": Choice(("reber", "anbn", "anbncn")),
+    "embed": Bool(),
+    "model": Choice(("srn", "lstm")),
+    "hid": Int(1, 64),
+    "epochs": Int(1),
+}
+
+SCHEMA: dict = {
+    "profile": Choice(("default", "ci", "paper")),
+    "hid": Int(1, 1000),
+    "tracking": {"enabled": Bool(), "required": Bool()},
+    "kmnist": {"source": Text()},
+    "kuzu": {
+        "train": {
+            "seed": Int(0),
+            "epochs": Int(1, 1000),
+            "batch_size": Int(1, 60000),
+            "test_batch_size": Int(1, 60000),
+            "device": Choice(("auto", "cpu", "cuda")),
+            "log_interval": Int(1),
+        },
+        "lin": dict(_SGD),
+        "full": dict(_SGD, hidden=Int(1, 100000)),
+        "conv": dict(_SGD, channels1=Int(1, 1024), channels2=Int(1, 1024), kernel=Int(1, 7),
+                     fc=Int(1, 100000)),
+    },
+    "check": {
+        "act": Choice(("sig", "step")),
+        "init": Float(0.0, lo_open=True),
+        "lr": Float(0.0, lo_open=True),
+        "weight_decay": Float(0.0),
+        "max_epochs": Int(1),
+        "patience": Int(1),
+        "restarts": Int(1, 4096),
+        "seed": Int(0),
+        "log_every": Int(1),
+    },
+    "hand": {
+        "in_weight": List(List(Float(), length=2), length=4),
+        "hid_bias": List(Float(), length=4),
+        "out_weight": List(Float(), length=4),
+        "out_bias": Float(),
+        "scale": Float(0.0, lo_open=True),
+    },
+    "grammar": {
+        "seed": Int(0),
+        "train_sequences": Int(1),
+        "eval_sequences": Int(1),
+        "max_n": Int(1, 64),
+        "reber_min_length": Int(0, 64),
+    },
+    "seq": {
+        "train": {
+            "optim": Choice(("adam", "sgd")),
+            "lr": Float(0.0, lo_open=True),
+            "momentum": Float(0.0, 1.0),
+            "weight_decay": Float(0.0),
+            "init": Float(0.0, lo_open=True),
+            "restarts": Int(1, 1024),
+            "seed": Int(0),
+            "log_every": Int(1),
+            "checkpoint_every": Int(1),
+            "resume": Bool(),
+        },
+        "reber": dict(_SEQ_TASK),
+        "anbn": dict(_SEQ_TASK),
+        "anbncn": dict(_SEQ_TASK),
+        "ereber": dict(_SEQ_TASK),
+        # Which checkpoint each plot stage reads (in epochs): a group of its own, so that
+        # changing it reruns only the plots, never the training.
+        "plot": {
+            "num_sequences": Int(1, 1000),
+            "epoch": {"reber": Int(0), "anbn": Int(0), "anbncn": Int(0), "ereber": Int(0)},
+        },
+    },
+    "report": {"title": Text()},
+}
+
+
+# ---------------------------------------------------------------------------
+
+
+def read(path: str | Path = "params.yaml") -> dict:
+    """Parse params.yaml; a missing or malformed file is a one-line ParamError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ParamError(f"{path}: cannot read the params file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "parse error"
+        raise ParamError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ParamError(f"{path}: must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def load(keys: Iterable[str], path: str | Path = "params.yaml") -> dict:
+    """Validate the dotted ``keys`` of params.yaml and return them as a nested dict.
+
+    ``load(["kuzu.train", "kuzu.lin"])`` returns ``{"kuzu": {"train": {...}, "lin": {...}}}``
+    with every value checked against :data:`SCHEMA`.
+    """
+    data = read(path)
+    for name in data:
+        if name not in SCHEMA:
+            raise ParamError(f"{path}: unknown key '{name}' (allowed: {', '.join(SCHEMA)})")
+    out: dict = {}
+    for dotted in keys:
+        spec, value = SCHEMA, data
+        parts = dotted.split(".")
+        for depth, part in enumerate(parts):
+            if not isinstance(spec, dict) or part not in spec:
+                raise KeyError(f"{dotted} is not in the params schema")  # a programming error
+            if not isinstance(value, dict) or part not in value:
+                raise ParamError(f"{path}: missing key '{'.'.join(parts[:depth + 1])}'")
+            spec, value = spec[part], value[part]
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = validate(spec, value, dotted, path)
+    return out
+
+
+def validate(spec, value, key: str, path: str | Path = "params.yaml"):
+    """Check ``value`` against ``spec``; return it (floats normalised) or raise ParamError."""
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            raise ParamError(f"{path}: {key} = {value!r}: must be a group of keys ({', '.join(spec)})")
+        unknown = [k for k in value if k not in spec]
+        if unknown:
+            raise ParamError(f"{path}: unknown key '{key}.{unknown[0]}' (allowed: {', '.join(spec)})")
+        missing = [k for k in spec if k not in value]
+        if missing:
+            raise ParamError(f"{path}: missing key '{key}.{missing[0]}'")
+        return {k: validate(spec[k], value[k], f"{key}.{k}", path) for k in spec}
+    checked = spec.check(value)
+    if checked is None:
+        raise ParamError(f"{path}: {key} = {value!r}: must be {spec.allowed()}")
+    return checked
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: how params are logged to MLflow."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat

@@ -1,0 +1,70 @@
+"""Shared fixtures: temp copies of the repo for running the real stages through DVC."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = "data/samples/kmnist-holdout"
+
+
+def tool_env(**extra) -> dict:
+    """The environment for subprocesses: this venv first on PATH, tracking telemetry off."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("DVC_ROOT", None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run(cmd, cwd, check=True, timeout=900, **env):
+    """Run a command (list or shell string) and return the CompletedProcess (text)."""
+    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(**env), capture_output=True, text=True,
+                          timeout=timeout, shell=isinstance(cmd, str))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+                             f"\n--- stderr\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the git-visible files of this checkout into ``dest`` and commit them there."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], dest)
+    return dest
+
+
+def set_params(repo: Path, **dotted) -> None:
+    """Edit params.yaml in ``repo``: set_params(repo, **{"kmnist.source": "x"})."""
+    path = repo / "params.yaml"
+    data = yaml.safe_load(path.read_text())
+    for key, value in dotted.items():
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """A fresh committed copy of the repo (own DVC cache, own mlflow.db)."""
+    return copy_repo(tmp_path / "repo")

@@ -1,0 +1,116 @@
+"""Fetching KMNIST from a mirror served by a real HTTP server on 127.0.0.1."""
+
+import functools
+import hashlib
+import http.server
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT, SAMPLE
+from nnstudies import kmnist
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """A writable copy of the bundled sample mirror."""
+    path = tmp_path / "mirror"
+    shutil.copytree(ROOT / SAMPLE, path)
+    return path
+
+
+@pytest.fixture
+def served(mirror):
+    """Serve the mirror over HTTP on a free loopback port; yields its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(mirror))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _sums(mirror):
+    return kmnist.parse_md5sums((mirror / "MD5SUMS").read_text(), "MD5SUMS")
+
+
+def test_http_mirror_happy_path(served, mirror, tmp_path):
+    out = tmp_path / "out"
+    fetched = kmnist.fetch(served, out)
+    assert {f.name for f in fetched} == set(kmnist.official_files())
+    for f in fetched:
+        assert kmnist.md5sum(out / f.name) == _sums(mirror)[f.name] and not f.reused
+    images, labels = kmnist.load_split(out, train=True)
+    assert images.shape == (8000, 1, 28, 28) and labels.shape == (8000,)
+    assert images.min() >= -1 and images.max() <= 1 and set(labels.tolist()) == set(range(10))
+    # A second fetch keeps the verified files.
+    assert all(f.reused for f in kmnist.fetch(served, out))
+
+
+def test_wrong_md5_is_rejected_and_good_copy_kept(served, mirror, tmp_path):
+    out = tmp_path / "out"
+    kmnist.fetch(served, out)
+    good = (out / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (mirror / "t10k-labels-idx1-ubyte.gz").write_bytes(good[:-7] + b"garbage")
+    (out / "t10k-labels-idx1-ubyte.gz").write_bytes(b"stale")  # forces a re-download
+    with pytest.raises(kmnist.DataError, match="t10k-labels-idx1-ubyte.gz has md5 .* expected"):
+        kmnist.fetch(served, out)
+    # The rejected download did not replace what was there.
+    assert (out / "t10k-labels-idx1-ubyte.gz").read_bytes() == b"stale"
+
+
+def test_truncated_file_is_rejected(served, mirror, tmp_path):
+    path = mirror / "train-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(kmnist.DataError, match="corrupt or truncated"):
+        kmnist.fetch(served, tmp_path / "out")
+    assert not (tmp_path / "out" / "train-images-idx3-ubyte.gz").exists()
+
+
+def test_missing_file_is_a_clear_error(served, mirror, tmp_path):
+    (mirror / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(kmnist.DataError, match="train-labels-idx1-ubyte.gz not found"):
+        kmnist.fetch(served, tmp_path / "out")
+
+
+def test_checksums_cannot_be_skipped(served, mirror, tmp_path):
+    (mirror / "MD5SUMS").unlink()
+    with pytest.raises(kmnist.DataError, match="MD5SUMS not found"):
+        kmnist.fetch(served, tmp_path / "out")
+    (mirror / "MD5SUMS").write_text("d41d8cd98f00b204e9800998ecf8427e  other.gz\n")
+    with pytest.raises(kmnist.DataError, match="no checksum for"):
+        kmnist.fetch(served, tmp_path / "out")
+
+
+def test_server_down_fails_within_seconds_with_offline_hint(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(kmnist.DataError) as err:
+        kmnist.fetch(f"http://127.0.0.1:{port}/", tmp_path / "out")
+    assert time.monotonic() - start < 15
+    assert "-S kmnist.source=data/samples/kmnist-holdout" in str(err.value)
+
+
+def test_directory_mirror_and_corrupt_gz_on_load(mirror, tmp_path):
+    out = tmp_path / "out"
+    kmnist.fetch(str(mirror), out)
+    (out / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(kmnist.DataError, match="t10k-images-idx3-ubyte.gz: not a readable"):
+        kmnist.load_split(out, train=False)
+
+
+def test_official_checksums_come_from_torchvision():
+    files = kmnist.official_files()
+    assert files["train-images-idx3-ubyte.gz"] == "bdb82020997e1d708af4cf47b453dcf7"
+    assert hashlib.md5(b"").hexdigest() not in files.values()
