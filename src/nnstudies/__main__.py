@@ -15,6 +15,36 @@ def _profile(args) -> int:
     return 0
 
 
+def _gate(args) -> int:
+    from nnstudies import gates, params
+
+    profile = args.profile or params.load(["profile"], args.params)["profile"]
+    return gates.run(args.gates, profile, base=args.base, max_drop=args.max_drop)
+
+
+def _compare(args) -> int:
+    from nnstudies import compare
+
+    metrics = args.metrics.split(",") if args.metrics else None
+    print(compare.table(compare.latest(args.stage, args.experiment), metrics))
+    return 0
+
+
+def _ui(args) -> int:
+    from nnstudies import compare
+
+    compare.serve(args.port)  # does not return: the server takes over this process
+    return 0
+
+
+def _plots_template(args) -> int:
+    from nnstudies import atomic, plots_template
+
+    atomic.write_bytes(args.out, plots_template.build(args.node_modules).encode("utf8"))
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnstudies", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -22,6 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=_profile)
+
+    p = sub.add_parser("gate", help="check metrics/*.json against the bounds in gates.yaml")
+    p.add_argument("--profile", help="profile of gates.yaml (default: params.yaml's `profile`)")
+    p.add_argument("--gates", default="gates.yaml")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--base", metavar="REV", help="also compare with REV (dvc metrics diff)")
+    p.add_argument("--max-drop", type=float, default=0.0, metavar="X",
+                   help="with --base: how much worse a gated metric may get (default 0)")
+    p.set_defaults(func=_gate)
+
+    p = sub.add_parser("compare", help="Markdown table of the latest MLflow run per stage")
+    p.add_argument("--stage", metavar="PREFIX", help="only stages whose name starts with this")
+    p.add_argument("--experiment", metavar="NAME", help="only this DVC experiment ('' = workspace)")
+    p.add_argument("--metrics", metavar="A,B", help="metric columns (default: all)")
+    p.set_defaults(func=_compare)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 over the pipeline's runs")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=_ui)
+
+    p = sub.add_parser("plots-template", help="build the offline `dvc plots` HTML template")
+    p.add_argument("node_modules", help="npm node_modules with vega, vega-lite, vega-embed")
+    p.add_argument("--out", default=".dvc/plots/offline.html")
+    p.set_defaults(func=_plots_template)
     return parser
 
 

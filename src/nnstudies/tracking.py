@@ -17,6 +17,7 @@ two queued workers from contending for the sqlite database on every epoch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -69,6 +70,23 @@ def _retry(call, attempts: int = 8):
             time.sleep(0.2 * 2 ** attempt)
 
 
+@contextlib.contextmanager
+def _store_lock(uri: str):
+    """Two workers creating one sqlite store at once race on its schema migration
+    ('duplicate column name'): an OS file lock beside the database lets one write at a time."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    with open(uri[len("sqlite:///"):] + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class Run:
     """One MLflow run for one stage execution; use as a context manager.
 
@@ -93,6 +111,10 @@ class Run:
         for key, value in values.items():
             self._metrics.append((key, float(value), now, int(step or 0)))
 
+    def log_params(self, values: dict) -> None:
+        """Params known only at run time (e.g. data checksums), logged beside params.yaml's."""
+        self.params = {**self.params, **values}
+
     def log_artifact(self, path: str | Path, subdir: str | None = None) -> None:
         self._artifacts.append((Path(path), subdir))
 
@@ -104,12 +126,15 @@ class Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if self.enabled:
+        # Bad input (a UserError) stops a stage before it produced anything worth a run:
+        # it writes nothing, not even a FAILED run in the store.
+        if self.enabled and not (exc_type and issubclass(exc_type, UserError)):
             status = "FINISHED" if exc_type is None else "FAILED"
             if exc_type is KeyboardInterrupt:
                 status = "KILLED"
             try:
-                self._send(status)
+                with _store_lock(tracking_uri()):
+                    self._send(status)
             except Exception as err:  # noqa: BLE001 - any store failure is handled the same way
                 if self.required:
                     if exc_type is None:
@@ -140,9 +165,15 @@ class Run:
         # A server that is down should cost seconds, not mlflow's default minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        import logging
+
         import mlflow
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
         from mlflow.tracking import MlflowClient
+
+        # The store's INFO chatter (schema migrations, new experiments) is not the stage's news.
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         root = repo_root()
         client = MlflowClient(tracking_uri=tracking_uri(root))

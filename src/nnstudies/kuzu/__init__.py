@@ -1,0 +1,1 @@
+"""Study 1: the three KMNIST classifiers of the course (NetLin, NetFull, NetConv)."""
