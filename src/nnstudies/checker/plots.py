@@ -1,0 +1,87 @@
+"""The course's region maps: each hidden unit and the output over a 300 x 300 grid on
+[-1.5, 1.5), thresholded at 0.5, in Wistia, with the nine points coloured by target."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from nnstudies.checker.model import StackedMLP  # noqa: E402
+
+GRID = torch.arange(-1.5, 1.5, 0.01)  # 300 values, as check_main.py
+LINE_COLOURS = ["tab:blue", "tab:green", "tab:purple", "black", "tab:cyan", "tab:brown"]  # not on Wistia
+
+
+def _points(ax, x, t):
+    # brg_r with vmin -2, vmax 1: target 1 blue, target 0 crimson (the course's colours).
+    ax.scatter(x[:, 0], x[:, 1], c=t[:, 0], cmap="brg_r", vmin=-2, vmax=1)
+    ax.set_xlim(float(GRID[0]), float(GRID[-1]))
+    ax.set_ylim(float(GRID[0]), float(GRID[-1]))
+
+
+def _line(ax, w, b, label, color):
+    """Draw w . (x, y) + b = 0 across the grid."""
+    (wx, wy), lo, hi = w, float(GRID[0]), float(GRID[-1])
+    s = torch.linspace(lo, hi, 2)
+    style = dict(ls="--", lw=1.5, color=color, label=label)
+    if abs(wy) >= abs(wx) and wy != 0:
+        ax.plot(s, -(wx * s + b) / wy, **style)
+    elif wx != 0:
+        ax.plot(-(wy * s + b) / wx, s, **style)
+
+
+@torch.no_grad()
+def region_maps(net: StackedMLP, x, t, lines: list[str] | None = None, hidden: bool = True) -> dict:
+    """Figures keyed by name: hid_<hid>_<i> for every hidden unit (unless not ``hidden``) and
+    out_<hid>.
+
+    With ``lines`` (one equation per hidden unit), each unit's dividing line is drawn and
+    its equation written; the output map shows all of them.
+    """
+    gx, gy = torch.meshgrid(GRID, GRID, indexing="xy")  # x varies fastest, as the course
+    out = net(torch.stack([gx.reshape(-1), gy.reshape(-1)], 1))
+    shape = (len(GRID), len(GRID))
+    w, b, _, _ = net.weights()
+    maps = {f"hid_{net.hid}_{i}": (out.hidden[0, :, i], f"hidden unit {i}", [i])
+            for i in range(net.hid if hidden else 0)}
+    maps[f"out_{net.hid}"] = (out.output[0, :, 0], "output", list(range(net.hid)))
+    figures = {}
+    for name, (values, title, units) in maps.items():
+        fig, ax = plt.subplots(figsize=(5, 5.6) if lines else (5, 5))
+        ax.pcolormesh(GRID, GRID, (values >= 0.5).float().reshape(shape), cmap="Wistia",
+                      shading="auto", vmin=0, vmax=1)
+        if lines:
+            for i in units:
+                _line(ax, w[i].tolist(), float(b[i]), f"h{i}: {lines[i]}",
+                      LINE_COLOURS[i % len(LINE_COLOURS)])
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=7)
+            fig.subplots_adjust(bottom=0.2)
+            if len(units) == 1:
+                title += f": {lines[units[0]]}"
+        _points(ax, x, t)
+        ax.set_title(title)
+        figures[name] = fig
+    return figures
+
+
+def data_figure(x, t):
+    """The nine points alone (the data plot)."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    _points(ax, x, t)
+    ax.set_title("check: target 1 (blue) where x + y is even")
+    return fig
+
+
+def history_figure(epochs, loss, accuracy, title: str):
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    a1.plot(epochs, loss)
+    a1.set_ylabel("BCE loss")
+    a1.set_yscale("log")
+    a2.plot(epochs, accuracy)
+    a2.set_ylabel("accuracy (%)")
+    a2.set_xlabel("epoch")
+    a1.set_title(title)
+    return fig
