@@ -1,11 +1,13 @@
 """Stage fetch_kmnist: put the four verified KMNIST gz files in data/kmnist/.
 
-Reads: kmnist.source.  Writes: data/kmnist/ (four gz files), metrics/fetch_kmnist.json.
+Reads: kmnist.source, tracking.  Writes: data/kmnist/ (four gz files), metrics/fetch_kmnist.json.
+Logs to MLflow (study "kmnist"): the files' md5s as params, the image counts as metrics and
+the metrics file as an artifact, so every data version a run used is on record.
 """
 
 import argparse
 
-from nnstudies import atomic, cli, kmnist, params
+from nnstudies import atomic, cli, kmnist, params, tracking
 
 
 def main():
@@ -13,19 +15,24 @@ def main():
     parser.add_argument("--out", default="data/kmnist")
     parser.add_argument("--metrics", default="metrics/fetch_kmnist.json")
     args = parser.parse_args()
-    source = params.load(["kmnist"])["kmnist"]["source"]
-    fetched = kmnist.fetch(source, args.out)
-    for f in fetched:
-        print(f"{'kept' if f.reused else 'fetched'} {f.name}  {f.size} bytes  md5 {f.md5}")
-    # Loading both splits proves the files parse, and records their sizes.
-    train_images, _ = kmnist.load_split(args.out, train=True)
-    test_images, _ = kmnist.load_split(args.out, train=False)
-    atomic.write_json(args.metrics, {
-        "train_images": len(train_images),
-        "test_images": len(test_images),
-        "source": source,
-        "files": {f.name: {"md5": f.md5, "bytes": f.size} for f in fetched},
-    })
+    p = params.load(["kmnist", "tracking"])
+    source = p["kmnist"]["source"]
+    with tracking.start("kmnist", "fetch_kmnist", p) as run:
+        fetched = kmnist.fetch(source, args.out)
+        for f in fetched:
+            print(f"{'kept' if f.reused else 'fetched'} {f.name}  {f.size} bytes  md5 {f.md5}")
+        # Loading both splits proves the files parse, and records their sizes.
+        train_images, _ = kmnist.load_split(args.out, train=True)
+        test_images, _ = kmnist.load_split(args.out, train=False)
+        counts = {"train_images": len(train_images), "test_images": len(test_images)}
+        atomic.write_json(args.metrics, {
+            **counts,
+            "source": source,
+            "files": {f.name: {"md5": f.md5, "bytes": f.size} for f in fetched},
+        })
+        run.log_params({"data": {"md5": {f.name: f.md5 for f in fetched}}})
+        run.log_metrics(counts)
+        run.log_artifact(args.metrics, "metrics")
 
 
 if __name__ == "__main__":

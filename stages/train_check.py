@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from nnstudies import atomic, cli, params, tracking
+from nnstudies import atomic, cli, params, runinfo, tracking
 from nnstudies.checker import analysis, data, plots, train
 from nnstudies.checker.model import StackedMLP
 
@@ -56,9 +56,10 @@ def main():
             "epochs_to_100": res.first_full[k], "epochs_run": res.epochs,
             "restarts": len(seeds), "restarts_succeeded": n_ok,
             "restarts_reached_100": sum(e is not None for e in res.first_full),
-            "kept_restart": k, "kept_seed": seeds[k], "hid": hid,
+            "kept_restart": k, "kept_seed": seeds[k], "hid": hid, **runinfo.environment(),
         }
-        run.log_metrics({m: v for m, v in metrics.items() if v is not None}, step=res.epochs)
+        run.log_metrics({m: v for m, v in metrics.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)}, step=res.epochs)
 
         out = Path(args.plots)
         shutil.rmtree(out / "figures", ignore_errors=True)  # no hid_<old>_* maps from another width

@@ -6,12 +6,9 @@ image), confusion_matrix.csv, confusion.png, most_confused.png.
 """
 
 import argparse
-import platform
 from pathlib import Path
 
-import torch
-
-from nnstudies import atomic, cli, kmnist, params, tracking
+from nnstudies import atomic, cli, kmnist, params, runinfo, tracking
 from nnstudies.kuzu import models, plots
 from nnstudies.kuzu.train import fit, pick_device, tensor_batches
 
@@ -63,10 +60,7 @@ def main():
             "test_images": len(test_data[1]),
             "seconds_per_epoch": result.train_seconds / train["epochs"],
             "images_per_second": len(train_data[1]) * train["epochs"] / result.train_seconds,
-            "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "cpu": platform.processor() or platform.machine(),
+            **runinfo.environment(device),
         }
         # The last epoch's values are already in the per-epoch history: log only the rest.
         run.log_metrics({k: v for k, v in metrics.items()

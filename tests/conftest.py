@@ -68,3 +68,16 @@ def set_params(repo: Path, **dotted) -> None:
 def repo(tmp_path) -> Path:
     """A fresh committed copy of the repo (own DVC cache, own mlflow.db)."""
     return copy_repo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def ci_pipeline(tmp_path_factory) -> Path:
+    """The whole pipeline, run once through `dvc repro` on the CI profile (bundled real sample).
+
+    Shared by the tests that check what the full pipeline produces (report, gates).
+    """
+    path = copy_repo(tmp_path_factory.mktemp("ci") / "repo")
+    run(["nnstudies", "profile", "ci"], path)  # left uncommitted: the report shows the diff
+    proc = run(["dvc", "repro"], path, timeout=1800)
+    (path / "repro.log").write_text(proc.stdout + proc.stderr)
+    return path

@@ -2,6 +2,8 @@
 
 A stage that dies half-way (an exception, SIGINT, SIGKILL) therefore never leaves a
 half-written metrics file, plot or model: readers see the previous good file or none.
+Temp names carry the writer's pid, so the next write of a file removes temp files that
+a SIGKILLed writer left behind.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path in ``path``'s folder; on success rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _sweep_dead_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -28,6 +31,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _sweep_dead_temps(path: Path) -> None:
+    """Remove temp files of ``path`` left by writers that were SIGKILLed (their pid is gone)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        parts = tmp.name[len(path.name) + 2:-len(".tmp")].split(".")  # <pid>.<random>
+        if len(parts) == 2 and parts[0].isdigit() and not _alive(int(parts[0])):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

@@ -20,7 +20,7 @@ def run(main: Callable[[], int | None]) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        print("interrupted: no outputs were replaced", file=sys.stderr)
+        print("interrupted: this run wrote no partial outputs", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code or 0)
 

@@ -132,13 +132,10 @@ def _range_text(lo, hi):
 # anything else is a value spec.
 
 _SGD = {"lr": Float(0.0, lo_open=True), "momentum": Float(0.0, 1.0)}
-_SEQ_TASK = {
-    "lang": Choice(("reber", "anbn", "anbncn")),
-    "embed": Bool(),
-    "model": Choice(("srn", "lstm")),
-    "hid": Int(1, 64),
-    "epochs": Int(1),
-}
+# A seq task's language is its name (data/grammar/<task>.npz); `success` bounds each
+# restart's final eval metrics (error, final: ceilings; separation: a floor).
+_SEQ_TASK = {"model": Choice(("srn", "lstm")), "hid": Int(1, 64), "epochs": Int(1)}
+_RATE = Float(0.0, 1.0)
 
 SCHEMA: dict = {
     "profile": Choice(("default", "ci", "paper")),
@@ -151,9 +148,11 @@ SCHEMA: dict = {
             "epochs": Int(1, 1000),
             "batch_size": Int(1, 60000),
             "test_batch_size": Int(1, 60000),
+            "shuffle": Bool(),
             "device": Choice(("auto", "cpu", "cuda")),
             "log_interval": Int(1),
         },
+        # Per net: its optimiser and its layer sizes.
         "lin": dict(_SGD),
         "full": dict(_SGD, hidden=Int(1, 100000)),
         "conv": dict(_SGD, channels1=Int(1, 1024), channels2=Int(1, 1024), kernel=Int(1, 7),
@@ -180,7 +179,7 @@ SCHEMA: dict = {
     "grammar": {
         "seed": Int(0),
         "train_sequences": Int(1),
-        "eval_sequences": Int(1),
+        "eval_sequences": Int(1, 100000),
         "max_n": Int(1, 64),
         "reber_min_length": Int(0, 64),
     },
@@ -195,12 +194,13 @@ SCHEMA: dict = {
             "seed": Int(0),
             "log_every": Int(1),
             "checkpoint_every": Int(1),
+            "kernel": Choice(("fused", "loop")),
             "resume": Bool(),
         },
-        "reber": dict(_SEQ_TASK),
-        "anbn": dict(_SEQ_TASK),
-        "anbncn": dict(_SEQ_TASK),
-        "ereber": dict(_SEQ_TASK),
+        "reber": dict(_SEQ_TASK, success={"error": _RATE, "separation": _RATE}),
+        "anbn": dict(_SEQ_TASK, success={"error": _RATE}),
+        "anbncn": dict(_SEQ_TASK, success={"error": _RATE}),
+        "ereber": dict(_SEQ_TASK, success={"final": _RATE}),
         # Which checkpoint each plot stage reads (in epochs): a group of its own, so that
         # changing it reruns only the plots, never the training.
         "plot": {

@@ -33,6 +33,7 @@ def apply(name: str, params_path: str | Path = "params.yaml", profiles_dir: str 
         raise UserError(f"profile '{name}': no {profile_path} (known: {', '.join(known) or 'none'})")
     yaml = YAML()
     yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold a line of params.yaml
     doc = yaml.load(Path(params_path).read_text())
     overrides = yaml.load(profile_path.read_text()) or {}
     _merge(doc, overrides, str(profile_path))

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from nnstudies.errors import UserError
 
-STUDIES = {"kmnist": "kmnist-classifiers", "check": "checkerboard-mlp", "seq": "recurrent-dynamics"}
+STUDIES = {"kmnist": "kmnist-classifiers", "check": "checkerboard-mlp", "seq": "recurrent-dynamics",
+           "report": "report"}
 
 
 class TrackingError(UserError):
@@ -101,6 +102,7 @@ class Run:
         self.enabled = enabled and os.environ.get("NNSTUDIES_TRACKING", "on").lower() not in (
             "off", "0", "false")
         self.run_id: str | None = None
+        self._started_ms = int(time.time() * 1000)
         self._metrics: list[tuple[str, float, int, int]] = []
         self._artifacts: list[tuple[Path, str | None]] = []
         self._tags: dict[str, str] = {}
@@ -123,6 +125,9 @@ class Run:
 
     # -- lifecycle ----------------------------------------------------------
     def __enter__(self) -> "Run":
+        # The run is created when the block ends, but it keeps the real start time, so the
+        # run's duration in MLflow is the stage's wall time.
+        self._started_ms = int(time.time() * 1000)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -198,7 +203,8 @@ class Run:
                                                  if os.environ.get("DVC_EXP_NAME") else ""),
             **self._tags,
         }
-        run = _retry(lambda: client.create_run(experiment_id, tags=tags))
+        run = _retry(lambda: client.create_run(experiment_id, start_time=self._started_ms,
+                                                     tags=tags))
         self.run_id = run.info.run_id
         from nnstudies.params import flatten
 

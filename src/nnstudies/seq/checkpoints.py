@@ -1,0 +1,84 @@
+"""Checkpoints of the stacked nets.
+
+``epoch_<k>.pt``: every restart's weights and their eval metrics at epoch k (the plots
+read it and take the best restart).  ``progress.pt``: the latest state of the run (weights,
+optimiser, curve, log, settings), from which ``resume`` continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nnstudies import atomic
+from nnstudies.errors import UserError
+from nnstudies.seq import models, train
+from nnstudies.seq.languages import Grammar, fingerprint
+from nnstudies.seq.models import Stacked
+
+FORMAT = "nnstudies-seq-1"
+
+
+def _read(path) -> dict:
+    try:
+        ckpt = torch.load(path, weights_only=True)
+        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+            raise ValueError("not a train_seq checkpoint")
+        return ckpt
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise UserError(f"{path}: cannot read this checkpoint ({str(exc).splitlines()[0]}); "
+                        "rerun train_seq to rewrite it") from None
+
+
+def save(folder, settings: dict, grammar: Grammar, net: Stacked, epoch: int,
+         state: dict) -> None:
+    """Write epoch_<epoch>.pt and replace progress.pt; ``settings`` identifies the run."""
+    folder = Path(folder)
+    head = {"format": FORMAT, "model": settings["task"]["model"], "hid": net.hid,
+            "num_in": net.num_in, "restarts": net.restarts, "epoch": epoch}
+    atomic.save_torch({**head, "state": state["state"], "eval": state["eval"]},
+                      folder / f"epoch_{epoch}.pt")
+    atomic.save_torch({**head, "settings": settings, "data": fingerprint(grammar, epoch + 1),
+                       "state": state["state"],
+                       "optimizer": state["optimizer"], "progress": state["progress"]},
+                      folder / "progress.pt")
+
+
+def clear(folder) -> None:
+    """Remove an earlier run's checkpoints (the folder is a persistent DVC output)."""
+    for f in Path(folder).glob("*.pt"):
+        f.unlink()
+
+
+def resumable(folder, settings: dict, grammar: Grammar, epochs: int) -> tuple[dict | None, str]:
+    """The saved progress if it continues a run with these settings on the same data (the
+    sequences it trained on so far may be followed by more), and why (not)."""
+    path = Path(folder) / "progress.pt"
+    if not path.exists():
+        return None, f"no {path}: starting at epoch 0"
+    ckpt = _read(path)
+    if ckpt["settings"] != settings:
+        return None, f"{path} was made with other settings: starting at epoch 0"
+    done = ckpt["progress"]["epoch"]
+    if done > epochs:
+        return None, f"{path} is past epoch {epochs}: starting at epoch 0"
+    if done + 1 > len(grammar.train) or ckpt["data"] != fingerprint(grammar, done + 1):
+        return None, f"{path} was trained on other sequences: starting at epoch 0"
+    return ckpt, f"resuming {path} after epoch {ckpt['progress']['epoch']}"
+
+
+def load_best(path) -> tuple[Stacked, dict]:
+    """The restart with the best eval score at that checkpoint, as a one-restart net."""
+    ckpt = _read(path)
+    try:
+        net = models.build(ckpt["model"], ckpt["num_in"], ckpt["hid"], ckpt["restarts"])
+        net.load_state_dict(ckpt["state"])
+        scores = train.selection_score({k: np.asarray(v) for k, v in ckpt["eval"].items()})
+    except (KeyError, RuntimeError) as exc:
+        raise UserError(f"{path}: checkpoint does not hold a net ({exc})") from None
+    best = int(np.argmin(scores))
+    return net.select(best), {"best_restart": best, "epoch": ckpt["epoch"],
+                              "restarts": ckpt["restarts"], "eval": ckpt["eval"]}

@@ -1,0 +1,154 @@
+"""Interrupted work: Ctrl-C (SIGINT) or SIGKILL in the middle of a training stage.
+
+After the interrupt every output is the previous good version or absent (never half
+written, no temp files left), and the next `dvc repro` reruns the stage cleanly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLE, run, set_params, tool_env
+from nnstudies import atomic
+
+STAGE = "train_kmnist@lin"
+OUTS = ["models/kmnist_lin.pt", "metrics/train_kmnist_lin.json",
+        *(f"plots/train_kmnist_lin/{name}" for name in
+          ("train.log", "history.csv", "confusion.csv", "confusion_matrix.csv", "confusion.png",
+           "most_confused.png"))]
+
+
+def snapshot(repo: Path) -> dict[str, str | None]:
+    return {name: hashlib.md5((repo / name).read_bytes()).hexdigest()
+            if (repo / name).exists() else None for name in OUTS}
+
+
+def temp_files(repo: Path) -> list[Path]:
+    return [p for p in repo.rglob(".*.tmp") if ".git" not in p.parts and ".dvc" not in p.parts]
+
+
+def interrupt_mid_run(repo: Path, sig: int) -> subprocess.CompletedProcess:
+    """Start `dvc repro`, wait until the stage is training, then signal the whole process
+    group (as Ctrl-C in a terminal does)."""
+    proc = subprocess.Popen(["dvc", "repro", STAGE], cwd=repo, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=tool_env(OMP_NUM_THREADS=1, NNSTUDIES_TRACKING="off"))
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("Train Epoch: 2"):
+            break
+    else:
+        pytest.fail("the stage finished before it could be interrupted:\n" + "".join(seen))
+    os.killpg(proc.pid, sig)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(seen) + out, err)
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_interrupted_training_leaves_good_or_no_outputs_then_reruns(repo, sig):
+    set_params(repo, **{"kmnist.source": SAMPLE, "kuzu.train.epochs": 2})
+    run(["dvc", "repro", STAGE], repo, NNSTUDIES_TRACKING="off", OMP_NUM_THREADS=1)
+    good = snapshot(repo)
+    assert None not in good.values()
+
+    set_params(repo, **{"kuzu.train.epochs": 60})  # long enough to be caught mid-run
+    interrupted = interrupt_mid_run(repo, sig)
+    assert interrupted.returncode != 0
+    after = snapshot(repo)
+    for name, md5 in after.items():
+        assert md5 in (None, good[name]), f"{name} was replaced by an interrupted run"
+    assert temp_files(repo) == []
+    if sig == signal.SIGINT:
+        assert "interrupted: this run wrote no partial outputs" in interrupted.stderr
+
+    rerun = run(["dvc", "repro", STAGE], repo, NNSTUDIES_TRACKING="off", OMP_NUM_THREADS=1)
+    assert f"Running stage '{STAGE}'" in rerun.stdout
+    metrics = json.loads((repo / "metrics" / "train_kmnist_lin.json").read_text())
+    assert metrics["epochs"] == 60
+    assert None not in snapshot(repo).values() and temp_files(repo) == []
+    status = run(["dvc", "status", STAGE], repo)
+    assert "up to date" in status.stdout, status.stdout
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from nnstudies import atomic
+with atomic.atomic_path(sys.argv[1]) as tmp:
+    tmp.write_text("half of a new fi")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sigkill_during_a_write_keeps_the_old_file_and_the_next_write_sweeps_the_temp(tmp_path):
+    target = tmp_path / "metrics.json"
+    atomic.write_json(target, {"accuracy": 0.9})
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_WRITER), str(target)],
+                          env=tool_env())
+    assert proc.returncode == -signal.SIGKILL
+    assert json.loads(target.read_text()) == {"accuracy": 0.9}  # the old file, whole
+    assert len(list(tmp_path.glob(".metrics.json.*.tmp"))) == 1  # what the killed writer left
+    atomic.write_json(target, {"accuracy": 0.95})
+    assert json.loads(target.read_text()) == {"accuracy": 0.95}
+    assert list(tmp_path.glob(".*.tmp")) == []
+
+
+# ---- Resuming a long recurrent run from its last checkpoint ----------------------------
+
+RESUME_EPOCHS, RESUME_EVERY = 1500, 100
+
+
+def train_seq_cmd(name: str) -> list[str]:
+    return ["python", "stages/train_seq.py", "reber", "--data", "data/grammar/reber.npz",
+            "--models", f"models/{name}", "--plots", f"plots/{name}", "--metrics",
+            f"metrics/{name}.json"]
+
+
+def test_resumed_recurrent_run_matches_an_uninterrupted_one(repo):
+    import torch
+
+    script = repo / "stages" / "train_seq.py"
+    if not script.exists() or "resume" not in script.read_text():
+        pytest.skip("stages/train_seq.py does not implement seq.train.resume yet")
+    set_params(repo, **{"grammar.train_sequences": RESUME_EPOCHS + 1, "grammar.eval_sequences": 20,
+                        "seq.train.restarts": 2, "seq.train.checkpoint_every": RESUME_EVERY,
+                        "seq.train.log_every": RESUME_EVERY, "seq.reber.epochs": RESUME_EPOCHS})
+    env = {"OMP_NUM_THREADS": 1, "NNSTUDIES_TRACKING": "off"}
+    run(["python", "stages/make_grammar.py", "reber", "--out", "data/grammar/reber.npz",
+         "--metrics", "metrics/make_grammar_reber.json"], repo, **env)
+    run(train_seq_cmd("whole"), repo, **env)
+
+    # A real stop: SIGKILL once the run has saved its first progress checkpoint.
+    stopped = subprocess.Popen(train_seq_cmd("cut"), cwd=repo, env=tool_env(**env),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = repo / "models" / "cut" / "progress.pt"
+    while not progress.exists() and stopped.poll() is None:
+        time.sleep(0.02)
+    stopped.kill()
+    stopped.wait(timeout=60)
+    assert stopped.returncode == -signal.SIGKILL, "the run ended before it could be stopped"
+    assert not (repo / "metrics" / "cut.json").exists()
+
+    set_params(repo, **{"seq.train.resume": True})
+    resumed = run(train_seq_cmd("cut"), repo, **env)
+    assert re.search(r"resuming .*progress.pt after epoch \d+", resumed.stdout), resumed.stdout[:500]
+    untimed = lambda m: {k: v for k, v in m.items() if "sec" not in k}  # noqa: E731
+    whole, cut = (json.loads((repo / "metrics" / f"{n}.json").read_text()) for n in ("whole", "cut"))
+    assert untimed(cut) == untimed(whole)
+    assert (repo / "plots" / "cut" / "curve.csv").read_text() == \
+        (repo / "plots" / "whole" / "curve.csv").read_text()
+    a, b = (torch.load(repo / "models" / n / f"epoch_{RESUME_EPOCHS}.pt", weights_only=True)["state"]
+            for n in ("whole", "cut"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,0 +1,323 @@
+"""Study 3: grammar generators, the stacked SRN/LSTM, training, diagnostics, dynamics."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from nnstudies.errors import UserError
+from nnstudies.seq import checkpoints, dynamics, languages, models, report, train
+from nnstudies.seq.languages import REBER_MACHINE, E, P, T
+
+
+def sequences(lang, count=300, **kw):
+    g = languages.generate(lang, seed=3, train=count, eval=20, **kw)
+    return g, [g.train.sequence(i, g.prob_table) for i in range(count)]
+
+
+def walk_reber(symbols, states, probs, shift=0):
+    """Check one plain Reber string against the machine; return how many symbols it used."""
+    assert symbols[0] == 0 and states[0] == shift
+    node, k = 0, 1
+    while node != languages.REBER_END:
+        moves = dict(REBER_MACHINE[node])
+        assert states[k] == node + 1 + shift
+        assert symbols[k] in moves, "a symbol the machine does not allow"
+        row = np.zeros(7)
+        row[list(moves)] = 1 / len(moves)
+        np.testing.assert_allclose(probs[k - 1], row)
+        node, k = moves[symbols[k]], k + 1
+    return k
+
+
+def test_reber_strings_follow_the_machine():
+    g, seqs = sequences("reber")
+    for symbols, states, probs in seqs:
+        assert walk_reber(symbols, states, probs) == len(symbols)
+        assert len(probs) == len(symbols) - 1 and len(states) == len(symbols)
+    # the course's worked example, BTSXSE, has these states
+    assert any("".join(g.alphabet[s] for s in q[0]) == "BTSXSE" and list(q[1]) == [0, 1, 2, 2, 3, 4]
+               for q in sequences("reber", 3000)[1])
+
+
+def test_reber_length_forcing():
+    _, seqs = sequences("reber", min_length=12)
+    assert min(len(s[0]) for s in seqs) >= 10  # forced until len >= min_length - 2
+
+
+def test_embedded_reber_wraps_and_closes_with_its_opening_symbol():
+    _, seqs = sequences("ereber")
+    for symbols, states, probs in seqs:
+        f = symbols[1]
+        assert f in (T, P) and symbols[-2] == f and symbols[-1] == E
+        shift = 2 if f == T else 10
+        inner = walk_reber(symbols[2:-2], states[2:-2], probs[2:-2], shift)
+        assert inner == len(symbols) - 4
+        assert list(states[:2]) == [0, 1] and list(states[-2:]) == [9 if f == T else 17, 18]
+        np.testing.assert_allclose(probs[0], [0, .5, 0, 0, .5, 0, 0])
+        assert probs[-2].argmax() == f and probs[-2].max() == 1  # the long-range dependency
+
+
+@pytest.mark.parametrize("lang", ["anbn", "anbncn"])
+def test_anbn_blocks_count(lang):
+    classes = len(languages.alphabet(lang))
+    _, seqs = sequences(lang, max_n=5)
+    for symbols, states, probs in seqs:
+        assert symbols[-1] == 0 and states[-1] == 0
+        pos, nblocks = 0, 0
+        while pos < len(symbols) - 1:
+            n = 0
+            while symbols[pos + n] == 0:
+                n += 1
+            assert 1 <= n <= 5
+            block = symbols[pos:pos + classes * n]
+            assert list(block) == [c for c in range(classes) for _ in range(n)]
+            want = [0, *range(1, n), n, *range(n - 1, 0, -1)]
+            want += list(range(n, 0, -1)) * (classes - 2)
+            assert list(states[pos:pos + classes * n]) == want
+            # the course's guess for the A's after the first and the first B ...
+            for k in range(pos + 1, pos + n + 1):
+                np.testing.assert_allclose(probs[k - 1][:2], [0.8, 0.2])
+            # ... and one-hot rows for the B's after the first, every C, and the next A
+            for k in range(pos + n + 1, pos + classes * n + 1):
+                assert probs[k - 1].max() == 1 and probs[k - 1].argmax() == symbols[k]
+            pos, nblocks = pos + classes * n, nblocks + 1
+        assert nblocks == languages.BLOCKS
+
+
+def test_save_and_load_roundtrip(tmp_path):
+    g = languages.generate("anbncn", 1, 30, 5)
+    buf = io.BytesIO()
+    languages.save(g, buf)
+    (tmp_path / "g.npz").write_bytes(buf.getvalue())
+    h = languages.load(tmp_path / "g.npz")
+    for i in range(30):
+        for a, b in zip(g.train.sequence(i, g.prob_table), h.train.sequence(i, h.prob_table)):
+            np.testing.assert_array_equal(a, b)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="bad.npz"):
+        languages.load(tmp_path / "bad.npz")
+
+
+def test_inconsistent_grammar_file_is_one_line_error(tmp_path):
+    g = languages.generate("reber", 1, 10, 3)
+    g.train.prob_index = g.train.prob_index[:-1]  # one prediction row short
+    with open(tmp_path / "g.npz", "wb") as f:
+        languages.save(g, f)
+    with pytest.raises(UserError, match="offsets and lengths"):
+        languages.load(tmp_path / "g.npz")
+
+
+def test_success_bounds():
+    m = {"error": np.array([0.005, 0.02, 0.005]), "separation": np.array([1.0, 1.0, 0.5])}
+    assert list(train.succeeded(m, {"error": 0.01, "separation": 0.9})) == [True, False, False]
+    assert list(train.succeeded(m, {"error": 0.03})) == [True, True, True]
+
+
+def test_generation_is_seeded():
+    a, b = languages.generate("reber", 5, 50, 5), languages.generate("reber", 5, 50, 5)
+    np.testing.assert_array_equal(a.train.symbols, b.train.symbols)
+    assert not np.array_equal(a.train.symbols[:30], a.eval.symbols[:30])
+
+
+# ---- models ------------------------------------------------------------------------------
+
+def _train_steps(net, x, y, steps=4, kernel="fused"):
+    opt = torch.optim.Adam(net.parameters(), lr=0.01, weight_decay=1e-5)
+    for _ in range(steps):
+        opt.zero_grad()
+        _, logits = net.run(x, kernel)
+        nll = torch.nn.functional.cross_entropy(logits[:, 0].permute(0, 2, 1),
+                                                y[:, None].expand(-1, net.restarts),
+                                                reduction="none")
+        nll.mean(0).sum().backward()
+        opt.step()
+    return net
+
+
+CASES = [("srn", 3, 3, 0.3), ("lstm", 7, 4, 0.0)]
+
+
+@pytest.mark.parametrize("kind,num_in,hid,std", CASES)
+def test_restart_init_depends_on_seed_and_index_only(kind, num_in, hid, std):
+    big = models.build(kind, num_in, hid, 5)
+    big.init_restarts(7, std)
+    for r in range(5):
+        one = models.build(kind, num_in, hid, 1)
+        one.init_restarts(7, std, first=r)
+        for a, b in zip(big.select(r).parameters(), one.parameters()):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind,num_in,hid,std", CASES)
+def test_each_restart_gets_exactly_its_own_gradient(kind, num_in, hid, std):
+    """Bit for bit: changing restart 0 leaves every other restart's training untouched."""
+    torch.manual_seed(0)
+    x = torch.eye(num_in)[torch.randint(0, num_in, (30,))][:, None]
+    y = torch.randint(0, num_in, (30,))
+    a, b = models.build(kind, num_in, hid, 4), models.build(kind, num_in, hid, 4)
+    a.init_restarts(1, std)
+    b.init_restarts(1, std)
+    with torch.no_grad():
+        for p in b.parameters():
+            p[0].mul_(-3.0)
+    _train_steps(a, x, y)
+    _train_steps(b, x, y)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa[1:], pb[1:])
+        assert not torch.equal(pa[0], pb[0])
+
+
+@pytest.mark.parametrize("kernel", ["loop", "fused"])
+@pytest.mark.parametrize("kind,num_in,hid,std", CASES)
+def test_batched_restarts_match_separate_training(kind, num_in, hid, std, kernel):
+    """R restarts trained stacked vs each alone: bit for bit with the per-step loop; with
+    the fused kernel to float32 rounding, because its block-diagonal matrix products sum a
+    restart's terms in an order that depends on the stacked width (docs/recurrent.md)."""
+    torch.manual_seed(0)
+    x = torch.eye(num_in)[torch.randint(0, num_in, (30,))][:, None]
+    y = torch.randint(0, num_in, (30,))
+    big = models.build(kind, num_in, hid, 4)
+    big.init_restarts(2, std)
+    _train_steps(big, x, y, kernel=kernel)
+    for r in range(4):
+        one = models.build(kind, num_in, hid, 1)
+        one.init_restarts(2, std, first=r)
+        _train_steps(one, x, y, kernel=kernel)
+        for a, b in zip(big.select(r).parameters(), one.parameters()):
+            if kernel == "loop":
+                assert torch.equal(a, b)
+            else:
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind,num_in,hid,std", CASES)
+def test_fused_kernel_matches_the_course_loop(kind, num_in, hid, std):
+    net = models.build(kind, num_in, hid, 3)
+    net.init_restarts(4, std)
+    x = torch.eye(num_in)[torch.randint(0, num_in, (25,))][:, None].expand(-1, 2, -1)
+    hidden, logits = net(x)
+    logits2, units = net.unrolled(x)
+    torch.testing.assert_close(logits, logits2, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(hidden, units["hidden"], rtol=1e-5, atol=1e-6)
+    if kind == "lstm":
+        assert units["context"].shape == hidden.shape
+
+
+# ---- training, diagnostics, dynamics -----------------------------------------------------
+
+def test_short_anbn_training_predicts_deterministic_positions(tmp_path):
+    """Measured: lr 0.01, 4 restarts, 4000 epochs -> the best restart predicts every
+    deterministic position (all B after the first, the A after each block)."""
+    g = languages.generate("anbn", 0, 4001, 50)
+    net = models.build("srn", 2, 2, 4)
+    net.init_restarts(0, 0.001)
+    identity = {"task": {"model": "srn", "hid": 2}}
+    result = train.train(net, g, train.Settings(4000, lr=0.01, log_every=1000,
+                                                checkpoint_every=2000), log=lambda text: None,
+                         checkpoint=lambda e, s: checkpoints.save(tmp_path, identity, g, net, e,
+                                                                  s))
+    scores = {k: np.asarray(v) for k, v in result.metrics.items()}
+    best = int(np.argmin(train.selection_score(scores)))
+    assert scores["det_accuracy"][best] >= 0.99
+    assert scores["error"][best] <= 0.03
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "epoch_0.pt", "epoch_2000.pt", "epoch_4000.pt", "progress.pt"]
+    assert len(result.curve) == 5 * 4  # epochs 0, 1000, ..., 4000 for every restart
+    best_curve = train.best_rows(result.curve)
+    assert [row["epoch"] for row in best_curve] == [0, 1000, 2000, 3000, 4000]
+    assert best_curve[-1]["restart"] == best
+    assert best_curve[-1]["error"] == min(row["error"] for row in result.curve
+                                          if row["epoch"] == 4000)
+    one, info = checkpoints.load_best(tmp_path / "epoch_4000.pt")
+    assert info["best_restart"] == best and one.restarts == 1
+    path = tmp_path / "epoch_4000.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(UserError, match="epoch_4000.pt"):
+        checkpoints.load_best(path)
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind,lang", [("srn", "anbncn"), ("lstm", "ereber")])
+def test_resume_equals_an_uninterrupted_run(tmp_path, kind, lang):
+    g = languages.generate(lang, 0, 301, 10)
+    settings = train.Settings(300, log_every=70, checkpoint_every=100)
+    identity = {"task": {"model": kind, "hid": 3}}
+
+    def fresh():
+        net = models.build(kind, g.classes, 3, 2)
+        net.init_restarts(0, 0.1)
+        return net
+
+    whole = fresh()
+    full = train.train(whole, g, settings, log=lambda text: None)
+
+    def stop_at_200(epoch, state):
+        checkpoints.save(tmp_path, identity, g, stopped, epoch, state)
+        if epoch == 200:
+            raise Stop
+
+    stopped = fresh()
+    with pytest.raises(Stop):
+        train.train(stopped, g, settings, log=lambda text: None, checkpoint=stop_at_200)
+    saved, why = checkpoints.resumable(tmp_path, identity, g, 300)
+    assert saved is not None and "after epoch 200" in why
+    assert checkpoints.resumable(tmp_path, {"other": 1}, g, 300)[0] is None
+    other = languages.generate(lang, 1, 301, 10)
+    assert "other sequences" in checkpoints.resumable(tmp_path, identity, other, 300)[1]
+    resumed = fresh()
+    resumed.init_restarts(99, 0.5)  # overwritten by the checkpoint
+    again = train.train(resumed, g, settings, log=lambda text: None, resume=saved)
+    for a, b in zip(whole.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    assert again.curve == full.curve and again.log == full.log
+    assert again.metrics == full.metrics
+
+
+def test_diagnostic_print_formats():
+    g = languages.generate("ereber", 0, 5, 3)
+    net = models.build("lstm", 7, 4, 1)
+    net.init_restarts(0)
+    text = report.diagnostic(net, g, 0, 1000)
+    lines = text.splitlines()
+    assert lines[0] == "-----" and lines[1].startswith("state =  0 1 ")
+    assert lines[4] == "true probabilities:" and lines[5] == "     B    T    S    X    P    V    E"
+    assert "hidden activations and output probabilities [BTSXPVE]:" in lines
+    assert "context units:" in lines
+    assert lines[-3] == "epoch: 1000"
+    assert lines[-2].startswith("error: ") and lines[-1].startswith("final: ")
+    g = languages.generate("anbn", 0, 5, 3)
+    text = report.diagnostic(models.build("srn", 2, 2, 1), g, 0, 0)
+    assert text.splitlines()[1].startswith("color = 0") and "true probabilities:" not in text
+
+
+def test_separation_and_machine_read_back():
+    rng = np.random.default_rng(0)
+    g, seqs = sequences("reber", 100)
+    cents = {s: rng.normal(size=2) * 5 for s in range(1, 7)}
+    hidden = [np.stack([cents[s] for s in st[1:]]) + rng.normal(size=(len(st) - 1, 2)) * 0.01
+              for _, st, _ in seqs]
+    states, symbols = [q[1] for q in seqs], [q[0] for q in seqs]
+    points, labels = np.concatenate(hidden), np.concatenate([st[1:] for st in states])
+    assert dynamics.centroid_accuracy(points, labels) == 1.0
+    assert dynamics.silhouette(points, labels) > 0.9
+    back = dynamics.read_back_machine(hidden, states, symbols)
+    assert back["agreement"] == 1.0
+    assert back["machine"][(1, T)] == 2 and back["machine"][(1, P)] == 6  # the Reber machine
+    shuffled = [rng.normal(size=h.shape) for h in hidden]
+    assert dynamics.centroid_accuracy(np.concatenate(shuffled), labels) < 0.6
+
+
+def test_position_accuracy_groups():
+    g, [(symbols, states, probs)] = sequences("anbncn", 1)
+    perfect = dynamics.position_accuracy(symbols[1:], symbols, probs, "ABC")
+    assert all(h == n for h, n in perfect.values())
+    assert perfect["A"][1] == languages.BLOCKS
+    wrong = dynamics.position_accuracy(np.zeros(len(symbols) - 1, int), symbols, probs, "ABC")
+    assert wrong["C"][0] == 0 and wrong["A"][0] == wrong["A"][1]
