@@ -1,0 +1,41 @@
+"""Profiles merge into params.yaml, keep its comments, and are validated before writing."""
+
+import shutil
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from nnstudies import params, profiles
+from nnstudies.errors import UserError
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    return tmp_path
+
+
+def test_ci_then_paper_gives_back_the_course_defaults(workdir):
+    committed = params.flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    profiles.apply("ci", workdir / "params.yaml", workdir / "profiles")
+    ci = params.flatten(yaml.safe_load((workdir / "params.yaml").read_text()))
+    assert ci["profile"] == "ci" and ci["kmnist.source"] == "data/samples/kmnist-holdout"
+    assert ci["seq.anbncn.epochs"] < committed["seq.anbncn.epochs"]
+    profiles.apply("paper", workdir / "params.yaml", workdir / "profiles")
+    text = (workdir / "params.yaml").read_text()
+    paper = params.flatten(yaml.safe_load(text))
+    assert {k: v for k, v in paper.items() if k != "profile"} == \
+        {k: v for k, v in committed.items() if k != "profile"}
+    assert "# hidden units of the trained Part 2 MLP" in text  # comments survive
+
+
+def test_unknown_profile_and_bad_override_leave_params_untouched(workdir):
+    before = (workdir / "params.yaml").read_text()
+    with pytest.raises(UserError, match="profile 'nope': no .*nope.yaml .known: ci, paper"):
+        profiles.apply("nope", workdir / "params.yaml", workdir / "profiles")
+    (workdir / "profiles" / "bad.yaml").write_text("kuzu:\n  lin:\n    lr: -1\n")
+    with pytest.raises(UserError, match=r"kuzu.lin.lr = -1: must be a number > 0"):
+        profiles.apply("bad", workdir / "params.yaml", workdir / "profiles")
+    assert (workdir / "params.yaml").read_text() == before
