@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnstudies import atomic, cli, params, tracking
+from nnstudies import atomic, cli, params, runinfo, tracking
 from nnstudies.errors import UserError
 from nnstudies.seq import checkpoints, languages, models, stage_args, train
 
@@ -58,6 +58,7 @@ def main():
             "seconds": result.seconds, "sec_per_1000_epochs": per_1000,
             "sec_per_1000_epochs_per_restart": per_1000 / s["restarts"],
             "restart": {k: [float(x) for x in v] for k, v in m.items()},
+            **runinfo.environment(),
         }
         plots = Path(args.plots)
         atomic.write_text(plots / "train.log", "".join(result.log))
