@@ -60,6 +60,15 @@ def test_check_stages_then_hid_5_reruns_only_the_trained_net(repo):
     assert [r.data.tags["dvc.stage"] for r in exp_runs] == ["train_check"]
     assert exp_runs[0].data.params["hid"] == "5"
 
+    # Back to hid=6: DVC's run-cache restores the first run's outputs without training, so
+    # no new MLflow run is logged.
+    runs_before = len(client.search_runs([exp.experiment_id]))
+    back = run(["dvc", "exp", "run", "-n", "back6", "-S", "hid=6", "train_check"], repo)
+    assert "Stage 'train_check' is cached - skipping run" in back.stdout
+    assert "Running stage 'train_check'" not in back.stdout
+    assert json.loads((repo / "metrics/train_check.json").read_text()) == trained
+    assert len(client.search_runs([exp.experiment_id])) == runs_before
+
 
 def test_bad_hid_is_a_one_line_error_and_writes_nothing(repo):
     set_params(repo, hid=0)
