@@ -116,8 +116,6 @@ def trained_seq(tmp_path_factory) -> Path:
     from conftest import copy_repo, run
 
     repo = copy_repo(tmp_path_factory.mktemp("seq") / "repo")
-    if not (repo / "stages" / "plot_seq.py").exists():
-        pytest.skip("the Study 3 stages are not in this checkout")
     set_params(repo, **{"grammar.train_sequences": SEQ_EPOCHS + 1, "grammar.eval_sequences": 20,
                         "seq.train.restarts": 2, "seq.train.checkpoint_every": SEQ_EPOCHS,
                         "seq.train.log_every": SEQ_EPOCHS, "seq.reber.epochs": SEQ_EPOCHS,

@@ -119,9 +119,6 @@ def train_seq_cmd(name: str) -> list[str]:
 def test_resumed_recurrent_run_matches_an_uninterrupted_one(repo):
     import torch
 
-    script = repo / "stages" / "train_seq.py"
-    if not script.exists() or "resume" not in script.read_text():
-        pytest.skip("stages/train_seq.py does not implement seq.train.resume yet")
     set_params(repo, **{"grammar.train_sequences": RESUME_EPOCHS + 1, "grammar.eval_sequences": 20,
                         "seq.train.restarts": 2, "seq.train.checkpoint_every": RESUME_EVERY,
                         "seq.train.log_every": RESUME_EVERY, "seq.reber.epochs": RESUME_EPOCHS})
