@@ -42,7 +42,6 @@ def main():
                             plots.region_maps(net, x, t, lines=lines).items()})
         metrics["seed_design"] = {name: dict(analysis.evaluate(hand_net(SEED_DESIGN, act, s), x, t),
                                              scale=s) for name, (act, s) in variants.items()}
-        print("\n".join(log))
         for name in variants:
             for design_name, m in (("design", metrics[name]), ("seed", metrics["seed_design"][name])):
                 print(f"{name:8s} {design_name:6s} {m['correct']}/9 right, smallest output margin "

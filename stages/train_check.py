@@ -42,7 +42,6 @@ def main():
         log = [train.course_log(e, loss[k], ok[k], len(x)) for e, loss, ok in res.history]
         log += ["Final Weights:", *map(repr, net.weights()),
                 f"Final Accuracy:  {100.0 * final['correct'] / len(x)}"]
-        print("\n".join(log))
         n_ok = sum(res.succeeded)
         print(f"kept restart {k} (seed {seeds[k]}): {n_ok}/{len(seeds)} restarts met the rule "
               f"within {res.epochs} epochs")

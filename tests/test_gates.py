@@ -131,6 +131,10 @@ def test_regression_budget_against_dvc_metrics_diff(repo):
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "| metrics/fetch_kmnist.json | train_images | 7970 | was 8000 (-30) | pass |" in ok.stdout
     assert "| metrics/fetch_kmnist.json | test_images | 1020 | was 1000 (+20) | pass |" in ok.stdout
+    # Every moved metric is listed with its change, gated or not; unchanged ones are not.
+    assert "### Every metric that differs from `HEAD`: 2" in ok.stdout
+    assert "| metrics/fetch_kmnist.json | train_images | 8000 | 7970 | -30 |" in ok.stdout
+    assert "| metrics/fetch_kmnist.json | test_images | 1000 | 1020 | +20 |" in ok.stdout
     tight = gate(repo, "--profile", "ci", "--base", "HEAD", "--max-drop", "25")
     assert tight.returncode == 1
     assert "| train_images | 7970 | was 8000 (-30) | **FAIL** |" in tight.stdout
@@ -141,3 +145,16 @@ def test_regression_budget_against_dvc_metrics_diff(repo):
     assert gate(repo, "--profile", "ci", "--base", "HEAD").returncode == 0
     bad_rev = gate(repo, "--profile", "ci", "--base", "no-such-rev")
     assert bad_rev.returncode == 2 and bad_rev.stderr.startswith("error: dvc metrics diff no-such-rev failed")
+
+
+def test_changes_lists_every_moved_metric():
+    from nnstudies import gates
+
+    diff = {"metrics/a.json": {"acc": {"old": 0.5, "new": 0.5, "diff": 0},
+                               "loss": {"old": 0.25, "new": 0.125, "diff": -0.125},
+                               "torch": {"old": "2.1", "new": "2.2"}},
+            "metrics/b.json": {"count": {"old": None, "new": 3}}}
+    assert gates.changes(diff) == [
+        ["metrics/a.json", "loss", "0.25", "0.125", "-0.125"],
+        ["metrics/a.json", "torch", "2.1", "2.2", "changed"],
+        ["metrics/b.json", "count", "None", "3", "changed"]]

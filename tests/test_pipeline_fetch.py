@@ -24,6 +24,7 @@ def test_fetch_stage_from_sample_then_noop(repo):
 
 
 def test_official_source_offline_fails_fast_with_hint(repo):
+    set_params(repo, **{"kmnist.source": "official"})  # the opt-in; the default is the sample
     proc = run(["dvc", "repro", "fetch_kmnist"], repo, check=False, timeout=120)
     if proc.returncode == 0:
         pytest.skip("this machine reaches the official KMNIST server")

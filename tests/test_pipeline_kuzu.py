@@ -18,7 +18,7 @@ def test_three_stages_then_full_params_rerun_only_full(repo):
         metrics = json.loads((repo / f"metrics/train_kmnist_{net}.json").read_text())
         assert metrics["parameters"] == metrics["parameters_formula"]
         assert metrics["epochs"] == 1 and metrics["train_images"] == 8000
-        assert 0.3 < metrics["test_accuracy"] <= 1 and metrics["seconds_per_epoch"] > 0
+        assert 0.3 < metrics["test_accuracy"] <= 1 and "seconds_per_epoch" not in metrics
         plots = repo / f"plots/train_kmnist_{net}"
         assert (plots / "history.csv").read_text().startswith("epoch,train_loss,test_loss,test_accuracy\n1,")
         assert len((plots / "confusion.csv").read_text().splitlines()) == 1001

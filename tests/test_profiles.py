@@ -17,23 +17,29 @@ def workdir(tmp_path):
     return tmp_path
 
 
-def test_ci_then_paper_gives_back_the_course_defaults(workdir):
+def test_ci_paper_default_round_trip(workdir):
+    """ci and paper change what they say; `default` gives back the committed params.yaml."""
     committed = params.flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert committed["profile"] == "default"
+    assert committed["kmnist.source"] == "data/samples/kmnist-holdout"  # offline by default
     profiles.apply("ci", workdir / "params.yaml", workdir / "profiles")
     ci = params.flatten(yaml.safe_load((workdir / "params.yaml").read_text()))
     assert ci["profile"] == "ci" and ci["kmnist.source"] == "data/samples/kmnist-holdout"
     assert ci["seq.anbncn.epochs"] < committed["seq.anbncn.epochs"]
     profiles.apply("paper", workdir / "params.yaml", workdir / "profiles")
+    paper = params.flatten(yaml.safe_load((workdir / "params.yaml").read_text()))
+    assert paper["kmnist.source"] == "official"
+    assert {k: v for k, v in paper.items() if k not in ("profile", "kmnist.source")} == \
+        {k: v for k, v in committed.items() if k not in ("profile", "kmnist.source")}
+    profiles.apply("default", workdir / "params.yaml", workdir / "profiles")
     text = (workdir / "params.yaml").read_text()
-    paper = params.flatten(yaml.safe_load(text))
-    assert {k: v for k, v in paper.items() if k != "profile"} == \
-        {k: v for k, v in committed.items() if k != "profile"}
+    assert params.flatten(yaml.safe_load(text)) == committed
     assert "# hidden units of the trained Part 2 MLP" in text  # comments survive
 
 
 def test_unknown_profile_and_bad_override_leave_params_untouched(workdir):
     before = (workdir / "params.yaml").read_text()
-    with pytest.raises(UserError, match="profile 'nope': no .*nope.yaml .known: ci, paper"):
+    with pytest.raises(UserError, match="profile 'nope': no .*nope.yaml .known: ci, default, paper"):
         profiles.apply("nope", workdir / "params.yaml", workdir / "profiles")
     (workdir / "profiles" / "bad.yaml").write_text("kuzu:\n  lin:\n    lr: -1\n")
     with pytest.raises(UserError, match=r"kuzu.lin.lr = -1: must be a number > 0"):

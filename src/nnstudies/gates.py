@@ -162,6 +162,20 @@ def regressions(gates: list[Gate], diff: dict, max_drop: float) -> list[Row]:
     return rows
 
 
+def changes(diff: dict) -> list[list[str]]:
+    """[file, metric, old, new, change] for every metric of ``diff`` whose value moved."""
+    rows = []
+    for file, metrics in sorted(diff.items()):
+        for metric, entry in sorted(metrics.items()):
+            old, new = entry.get("old"), entry.get("new")
+            if old == new:
+                continue
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (old, new))
+            change = f"{new - old:+.6g}" if numbers else "changed"
+            rows.append([file, metric, str(old), str(new), change])
+    return rows
+
+
 def table(rows: list[Row], regression: bool = False) -> str:
     """A Markdown table: metrics file, metric, value, bound (or change), pass/FAIL."""
     lines = [f"| metrics file | metric | value | {'change' if regression else 'bound'} | result |",
@@ -194,10 +208,16 @@ def run(gates_path: str | Path, profile: str, root: str | Path = ".", base: str 
     failed = [r for r in rows if not r.ok]
     out(f"\n{len(rows) - len(failed)}/{len(rows)} gates pass")
     if base is not None:
-        moved = regressions(gates, metrics_diff(base, root), max_drop)
+        diff = metrics_diff(base, root)
+        moved = regressions(gates, diff, max_drop)
         out(f"\n### Regression budget against `{base}` (worse by at most {max_drop:g})\n")
         out(table(moved, regression=True))
         worse = [r for r in moved if not r.ok]
         out(f"\n{len(moved) - len(worse)}/{len(moved)} within the budget")
+        differ = changes(diff)
+        out(f"\n### Every metric that differs from `{base}`: {len(differ) or 'none'}\n")
+        if differ:
+            out("| metrics file | metric | was | now | change |\n| --- | --- | ---: | ---: | ---: |")
+            out("\n".join("| " + " | ".join(row) + " |" for row in differ))
         failed += worse
     return 1 if failed else 0

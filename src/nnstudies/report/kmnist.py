@@ -60,13 +60,12 @@ def section(metrics_dir: Path, plots_dir: Path, targets: Targets) -> list:
                  f"by formula `{metrics['formula']}` = {metrics['parameters_formula']:,}."),
         ]
         summary_rows.append([title, f"{100 * metrics['test_accuracy']:.2f}%",
-                             f"{metrics['test_loss']:.4f}", f"{metrics['parameters']:,}",
-                             f"{metrics['seconds_per_epoch']:.2f}", met])
+                             f"{metrics['test_loss']:.4f}", f"{metrics['parameters']:,}", met])
         pairs = most_confused(classes, matrix)
         confused_rows.append([title, "; ".join(f"{t} taken for {p} ({n}x)" for t, p, n in pairs)])
     blocks += [
         Heading(3, "Comparison of the three nets"),
-        Table(["net", "test accuracy", "test loss", "parameters", "s / epoch", "course target"],
+        Table(["net", "test accuracy", "test loss", "parameters", "course target"],
               summary_rows),
         Heading(3, "Most confused characters"),
         Table(["net", "most frequent confusions (true taken for predicted)"], confused_rows),

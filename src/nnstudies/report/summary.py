@@ -29,9 +29,17 @@ def params_diff(root: Path, params_path: Path) -> list[tuple[str, str, str]]:
             for k in keys if committed.get(k) != used.get(k)]
 
 
+# What the pipeline writes: committing these after a run changes no input of the run, so the
+# commit that made a report is the last one that touched anything else.
+RESULTS = ("dvc.lock", "metrics", "plots", "reports")
+
+
 def code_version(root: Path) -> dict:
-    commit = _git(root, "rev-parse", "HEAD")
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    """The commit of the code, params and data behind the results, and whether the work tree
+    differs from it outside the results.  A regeneration in a fresh clone names the same."""
+    outside = ["--", ".", *(f":(exclude){path}" for path in RESULTS)]
+    commit = _git(root, "log", "-1", "--format=%H", *outside) or _git(root, "rev-parse", "HEAD")
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no", *outside))
     return {
         "commit": commit or "unknown",
         "dirty": dirty,
@@ -40,38 +48,14 @@ def code_version(root: Path) -> dict:
     }
 
 
-def mlflow_runs(exp_name: str) -> list[list[str]]:
-    """[stage, run id, wall time] of the newest MLflow run of each stage for this experiment.
-
-    Empty when tracking is off or the store is unreachable: the report never fails on it.
-    """
-    from nnstudies import compare
-
-    try:
-        runs = compare.latest(exp_name=exp_name)
-    except Exception:  # noqa: BLE001 - a missing or unreachable store just means no run ids
-        return []
-    if runs is None:
-        return []
-    import pandas as pd
-
-    rows = []
-    for _, run in runs.iterrows():
-        end, start = run["end_time"], run["start_time"]
-        seconds = f"{(end - start).total_seconds():.1f}" if pd.notna(end) else "-"
-        rows.append([run["stage"], run["run_id"], seconds, run["status"]])
-    return rows
-
-
 def section(root: Path, params_path: Path, fetch_metrics: dict, profile: str) -> list:
     from nnstudies.report.document import Heading, Para, Table
 
     code = code_version(root)
     changed = params_diff(root, params_path)
-    runs = mlflow_runs(code["experiment"])
     blocks = [
         Heading(2, "Run summary"),
-        Para(f"Profile **{profile}**; git commit `{code['commit'][:12]}`"
+        Para(f"Profile **{profile}**; code, params and data of git commit `{code['commit'][:12]}`"
              + (" (with uncommitted changes)" if code["dirty"] else "")
              + (f"; DVC experiment **{code['experiment']}** on baseline `{code['baseline'][:12]}`"
                 if code["experiment"] else "; run in the workspace (not a DVC experiment)") + "."),
@@ -85,10 +69,8 @@ def section(root: Path, params_path: Path, fetch_metrics: dict, profile: str) ->
                             caption="Params that differ from the committed params.yaml."))
     else:
         blocks.append(Para("Params: exactly the committed params.yaml."))
-    if runs:
-        blocks.append(Table(["stage", "MLflow run id", "wall time (s)", "status"], runs,
-                            caption="The newest MLflow run of each stage (a stage restored from "
-                                    "DVC's run-cache shows the run that first produced it)."))
-    else:
-        blocks.append(Para("MLflow: no runs found (tracking off or the store unreachable)."))
+    blocks.append(Para("Every stage run is an MLflow run (one experiment per study) tagged with "
+                       "its git commit, `dvc.stage` and `dvc.exp_name`, with its timings: "
+                       "`nnstudies compare` or `nnstudies ui`. Timings and run ids stay there, "
+                       "not here, so that rerunning this commit reproduces this report exactly."))
     return blocks
