@@ -39,7 +39,7 @@ def main():
             lines_md += [f"- hidden unit {i}: ${eq}$" for i, eq in enumerate(lines)] + [""]
             tables[name] = analysis.activation_table(net, x, t)
             figures.update({f"{name}/{k}": v for k, v in
-                            plots.region_maps(net, x, t, lines=lines).items()})
+                            plots.region_maps(net, x, t, lines=lines)})
         metrics["seed_design"] = {name: dict(analysis.evaluate(hand_net(SEED_DESIGN, act, s), x, t),
                                              scale=s) for name, (act, s) in variants.items()}
         for name in variants:

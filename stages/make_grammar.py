@@ -18,6 +18,8 @@ def main():
     parser.add_argument("--metrics", required=True)
     args = parser.parse_args()
     g = params.load(["grammar"])["grammar"]
+    languages.check_memory(args.lang, g["train_sequences"], g["eval_sequences"], g["max_n"],
+                           g["reber_min_length"])
     grammar = languages.generate(args.lang, g["seed"], g["train_sequences"], g["eval_sequences"],
                                  g["max_n"], g["reber_min_length"])
     with atomic.atomic_path(args.out) as tmp, open(tmp, "wb") as f:

@@ -62,14 +62,17 @@ def main():
 
         out = Path(args.plots)
         shutil.rmtree(out / "figures", ignore_errors=True)  # no hid_<old>_* maps from another width
-        figures = plots.region_maps(net, x, t)
-        figures["check"] = plots.data_figure(x, t)
-        figures[f"init_{hid}"] = plots.region_maps(initial, x, t, hidden=False)[f"out_{hid}"]
         epochs = [e for e, _, _ in res.history]
-        figures["history"] = plots.history_figure(
-            epochs, [loss[k] for _, loss, _ in res.history],
-            [100 * ok[k] / len(x) for _, _, ok in res.history], f"kept restart {k}, hid {hid}")
-        for name, fig in figures.items():
+
+        def figures():  # one open figure at a time: every map is saved and closed in turn
+            yield from plots.region_maps(net, x, t)
+            yield "check", plots.data_figure(x, t)
+            yield f"init_{hid}", next(plots.region_maps(initial, x, t, hidden=False))[1]
+            yield "history", plots.history_figure(
+                epochs, [loss[k] for _, loss, _ in res.history],
+                [100 * ok[k] / len(x) for _, _, ok in res.history], f"kept restart {k}, hid {hid}")
+
+        for name, fig in figures():
             atomic.save_figure(fig, out / "figures" / f"{name}.png")
         atomic.write_csv(out / "history.csv", ["epoch", "loss", "accuracy", "restarts_at_100"],
                          [(e, loss[k], 100 * ok[k] / len(x), sum(o == len(x) for o in ok))

@@ -11,6 +11,7 @@ from pathlib import Path
 from nnstudies import atomic, cli, kmnist, params, runinfo, tracking
 from nnstudies.progress import Progress
 from nnstudies.kuzu import models, plots
+from nnstudies.kuzu.sizes import check_memory
 from nnstudies.kuzu.train import fit, pick_device, tensor_batches
 
 
@@ -26,6 +27,7 @@ def main():
     cli.torch_threads()
     train, net = p["kuzu"]["train"], p["kuzu"][args.net]
     sizes = {k: v for k, v in net.items() if k not in ("lr", "momentum")}
+    check_memory(args.net, sizes, train["batch_size"], train["test_batch_size"])
     device = pick_device(train["device"])
     train_data = kmnist.load_split(args.data, train=True)
     test_data = kmnist.load_split(args.data, train=False)

@@ -51,6 +51,14 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+def landed_run(client, record_id: str):
+    """The one active MLflow run a tracking record landed as (call tracking.flush first)."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, f"tags.`nnstudies.record` = '{record_id}'")
+    assert len(runs) == 1, f"record {record_id}: {len(runs)} runs"
+    return runs[0]
+
+
 def set_params(repo: Path, **dotted) -> None:
     """Edit params.yaml in ``repo``: set_params(repo, **{"kmnist.source": "x"})."""
     path = repo / "params.yaml"

@@ -16,18 +16,26 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run, tool_env
+from conftest import landed_run, run, tool_env
 from nnstudies import tracking
 
 STARTUP_TIMEOUT_S = 60
 
 
 def log_run(root: Path, study: str, stage: str, metrics: dict, exp: str = "") -> str:
+    """Record one run in root's outbox; returns its record id."""
     os.environ.update(DVC_ROOT=str(root), DVC_EXP_NAME=exp)
     with tracking.start(study, stage, {"tracking": {"enabled": True, "required": False}}) as r:
         r.log_metrics(metrics)
     time.sleep(0.01)  # distinct start times: "latest" is decided by them
-    return r.run_id
+    return r.record_id
+
+
+def run_ids(root: Path, records: dict) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    return {name: landed_run(client, rid).info.run_id for name, rid in records.items()}
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +46,10 @@ def store(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
         env.delenv("NNSTUDIES_TRACKING", raising=False)
+        env.delenv("NNSTUDIES_TRACKING_SYNC", raising=False)
         env.setenv("DVC_ROOT", str(root))  # undone when the block ends, as is DVC_EXP_NAME
         env.setenv("DVC_EXP_NAME", "")
-        ids = {
+        records = {
             "old": log_run(root, "kmnist", "train_kmnist@lin", {"test_accuracy": 0.61}),
             "lin": log_run(root, "kmnist", "train_kmnist@lin", {"test_accuracy": 0.69}),
             "lin-exp": log_run(root, "kmnist", "train_kmnist@lin", {"test_accuracy": 0.71},
@@ -49,7 +58,8 @@ def store(tmp_path_factory):
                             {"test_accuracy": 0.93, "test_loss": 0.25}),
             "check": log_run(root, "check", "train_check", {"accuracy": 1.0}),
         }
-    return root, ids
+    assert tracking.flush(root).failed == []
+    return root, run_ids(root, records)
 
 
 def nnstudies(root: Path, *args: str, **kw):
@@ -75,6 +85,25 @@ def test_compare_latest_run_per_stage_and_experiment(store):
         ("train_kmnist@lin", "wispy-pads", ids["lin-exp"][:12], "", "0.71", ""),
         ("train_kmnist@lin", "(workspace)", ids["lin"][:12], "", "0.69", ""),  # not "old"
     ]
+
+
+def test_compare_sends_the_runs_waiting_in_the_outbox_first(tmp_path, monkeypatch):
+    (tmp_path / ".dvc").mkdir()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("NNSTUDIES_TRACKING", raising=False)
+    monkeypatch.delenv("NNSTUDIES_TRACKING_SYNC", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setenv("DVC_EXP_NAME", "")
+    with tracking._store_lock(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path):
+        record = log_run(tmp_path, "check", "hand_check", {"accuracy": 1.0})
+        sender = tracking._SENDERS[-1]  # waiting for the lock: stopped, only compare can send
+        sender.kill()
+        sender.wait()
+    assert [p.name for p in tracking.pending(tmp_path)] == [record]
+    proc = nnstudies(tmp_path, "compare")
+    assert proc.returncode == 0, proc.stderr
+    assert [r[0] for r in rows(proc.stdout)] == ["hand_check"] and not tracking.pending(tmp_path)
+    assert rows(proc.stdout)[0][2] == run_ids(tmp_path, {"r": record})["r"][:12]
 
 
 def test_compare_filters_and_metric_columns(store):

@@ -106,11 +106,47 @@ def test_directory_mirror_and_corrupt_gz_on_load(mirror, tmp_path):
     out = tmp_path / "out"
     kmnist.fetch(str(mirror), out)
     (out / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")
-    with pytest.raises(kmnist.DataError, match="t10k-images-idx3-ubyte.gz: not a readable"):
+    with pytest.raises(kmnist.DataError, match="t10k-images-idx3-ubyte.gz: not a readable") as err:
         kmnist.load_split(out, train=False)
+    assert str(err.value).endswith("restore it: dvc repro -f fetch_kmnist")  # not circular
+
+
+def _republish(mirror, name, gz_bytes):
+    """Put ``gz_bytes`` in the mirror as ``name`` with a matching MD5SUMS line: a mirror that
+    is consistent with itself but serves bad data."""
+    (mirror / name).write_bytes(gz_bytes)
+    sums = _sums(mirror)
+    sums[name] = hashlib.md5(gz_bytes).hexdigest()
+    (mirror / "MD5SUMS").write_text("".join(f"{md5}  {n}\n" for n, md5 in sums.items()))
+
+
+@pytest.mark.parametrize("bad", ["labels out of range", "not IDX", "truncated IDX", "unpaired"])
+def test_bad_data_with_matching_md5_never_replaces_the_good_copy(mirror, tmp_path, bad):
+    import gzip
+
+    out = tmp_path / "out"
+    kmnist.fetch(str(mirror), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    labels = gzip.decompress((mirror / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    name, raw, message = {
+        "labels out of range": ("t10k-labels-idx1-ubyte.gz", labels[:-1] + bytes([12]),
+                                "label 12 is out of range (allowed 0..9)"),
+        "not IDX": ("t10k-labels-idx1-ubyte.gz", b"hello world, no magic here",
+                    "wrong magic number"),
+        "truncated IDX": ("t10k-labels-idx1-ubyte.gz", labels[:500], "(truncated?)"),
+        "unpaired": ("t10k-labels-idx1-ubyte.gz",
+                     labels[:4] + (999).to_bytes(4, "big") + labels[8:8 + 999],
+                     "t10k has 1000 images but 999 labels"),
+    }[bad]
+    _republish(mirror, name, gzip.compress(raw))
+    with pytest.raises(kmnist.DataError, match="kmnist.source=") as err:
+        kmnist.fetch(str(mirror), out)
+    assert message in str(err.value)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the good copy, whole
 
 
 def test_official_checksums_come_from_torchvision():
     files = kmnist.official_files()
+    assert set(files) == set(kmnist.FILES)  # every source holds the official names
     assert files["train-images-idx3-ubyte.gz"] == "bdb82020997e1d708af4cf47b453dcf7"
     assert hashlib.md5(b"").hexdigest() not in files.values()

@@ -78,11 +78,32 @@ def test_missing_metric_or_file_fails_never_passes(measured):
     assert "| metrics/train.json | test_acuracy | missing | >= 0 | **FAIL** (no such metric) |" in proc.stdout
     assert proc.stderr.strip().splitlines() == [
         "error: metrics/train.json: no metric 'test_acuracy' (1 gated metric(s) missing, "
-        "which fails the gate; run `dvc repro` first)"]
+        "which fails the gate; check the name in gates.yaml)"]
     (measured / "metrics" / "seq.json").unlink()
     proc = gate(measured)
     assert proc.returncode == 2 and "no such file" in proc.stdout
     assert "3 gated metric(s) missing" in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["not utf-8", "directory"])
+def test_unreadable_metrics_file_is_one_line_error_not_a_gate_failure(measured, kind):
+    target = measured / "metrics" / "train.json"
+    target.unlink()
+    if kind == "directory":
+        target.mkdir()
+    else:
+        target.write_bytes(b"\xff\xfe{\x00")
+    proc = gate(measured)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr  # 1 is a real gate failure
+    assert proc.stderr.startswith("error: metrics/train.json: ") and proc.stderr.count("\n") == 1
+
+
+def test_gates_read_yaml_as_dvc_does(measured):
+    """YAML 1.2, as DVC: 1e-3 is a number (PyYAML's YAML 1.1 would read a string)."""
+    edit_gates(measured, "ci", "metrics/train.json", "test_accuracy", {"min": 0.5})
+    text = (measured / "gates.yaml").read_text().replace("min: 0.5", "min: 5e-1")
+    (measured / "gates.yaml").write_text(text)
+    assert "5e-1" in text and gate(measured).returncode == 0
 
 
 @pytest.mark.parametrize("text,message", [

@@ -1,6 +1,7 @@
 """Study 1: the KMNIST nets, their training loop and figures, on the bundled real sample."""
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -97,3 +98,21 @@ def test_cuda_requested_without_cuda_is_one_line_error(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: kuzu.train.device")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written
+
+
+def test_memory_estimate_stops_oversized_nets_before_work(tmp_path):
+    """The largest nets the schema allows would need tens of GB: refused in one line."""
+    from conftest import ROOT, run, set_params
+
+    from nnstudies.kuzu import sizes
+
+    assert sizes.memory_bytes("conv", dict(channels1=32, channels2=64, kernel=3, fc=128),
+                              64, 1000) < sizes.MEMORY_BUDGET  # the course's net fits
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    set_params(tmp_path, **{"kuzu.conv.channels1": 1024, "kuzu.conv.channels2": 1024,
+                            "kuzu.conv.kernel": 7, "kuzu.conv.fc": 100000})
+    proc = run(["python", str(ROOT / "stages" / "train_kmnist.py"), "conv", "--data", "nowhere",
+                "--model", "m.pt", "--metrics", "m.json", "--plots", "p"], tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: params.yaml: kuzu.conv {'channels1': 1024")
+    assert "GB, over the 4 GB budget" in proc.stderr and sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

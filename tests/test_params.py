@@ -9,7 +9,7 @@ BAD = [
     ("kuzu.lin.lr", -1.0, "kuzu.lin.lr = -1.0: must be a number > 0"),
     ("kuzu.train.epochs", "ten", "kuzu.train.epochs = 'ten': must be an integer from 1 to 1000"),
     ("kuzu.train.device", "tpu", "kuzu.train.device = 'tpu': must be one of auto, cpu, cuda"),
-    ("hid", 0, "hid = 0: must be an integer from 1 to 1000"),
+    ("hid", 0, "hid = 0: must be an integer from 1 to 64"),
     ("hid", 2.5, "hid = 2.5: must be an integer"),
     ("check.act", "relu", "check.act = 'relu': must be one of sig, step"),
     ("hand.hid_bias", [1, 2], "hand.hid_bias = [1, 2]: must be a list of 4 items"),
@@ -45,6 +45,16 @@ def test_invalid_yaml_names_file_and_line(tmp_path):
     (tmp_path / "params.yaml").write_text("hid: 6\nkuzu: [unclosed\n")
     with pytest.raises(params.ParamError, match=r"params.yaml: not valid YAML at line \d+"):
         params.load(["hid"], tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize("spelling", ["1e-3", "1.0e-3", "0.001"])
+def test_numbers_read_as_dvc_reads_them(tmp_path, spelling):
+    """YAML 1.2 as DVC: `lr: 1e-3` typed by hand is a number (YAML 1.1 would read a string)."""
+    text = (ROOT / "params.yaml").read_text().replace("    lr: 0.01\n    momentum: 0.5\n  full",
+                                                       f"    lr: {spelling}\n    momentum: 0.5\n  full")
+    (tmp_path / "params.yaml").write_text(text)
+    assert spelling in text
+    assert params.load(["kuzu.lin"], tmp_path / "params.yaml")["kuzu"]["lin"]["lr"] == 0.001
 
 
 def test_defaults_are_valid():

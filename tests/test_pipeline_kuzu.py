@@ -30,6 +30,9 @@ def test_three_stages_then_full_params_rerun_only_full(repo):
     # The stage's MLflow run: params, per-epoch metrics, figures and tables.
     from mlflow.tracking import MlflowClient
 
+    from nnstudies import tracking
+
+    assert tracking.flush(repo).failed == []  # the stages' runs may still be on their way
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("kmnist-classifiers")
     runs = client.search_runs([experiment.experiment_id], "tags.`dvc.stage` = 'train_kmnist@conv'")

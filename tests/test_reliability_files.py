@@ -173,3 +173,59 @@ def test_grammar_file_of_the_wrong_shape(seq_repo):
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
     fails_cleanly(seq_repo, TRAIN_SEQ, "data/grammar/reber.npz")
+
+
+@pytest.mark.parametrize("spoil", ["truncated", "bit-flipped", "random bytes"])
+def test_spoilt_grammar_file_is_one_line_without_unsafe_hints(tmp_path, spoil):
+    import numpy as np
+
+    from nnstudies.errors import UserError
+    from nnstudies.seq import languages
+
+    path = tmp_path / "reber.npz"
+    with open(path, "wb") as f:
+        languages.save(languages.generate("reber", 0, 50, 10), f)
+    data = path.read_bytes()
+    if spoil == "truncated":
+        data = data[:len(data) // 2]
+    elif spoil == "bit-flipped":
+        middle = len(data) // 2
+        data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+    else:
+        data = np.random.default_rng(0).bytes(len(data))
+    path.write_bytes(data)
+    with pytest.raises(UserError) as err:
+        languages.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: not a grammar data file made by make_grammar")
+    assert message.endswith("regenerate it: dvc repro -f make_grammar@reber")
+    assert "pickle" not in message and "\n" not in message
+
+
+def test_truncated_grammar_file_given_to_both_stages(seq_repo):
+    path = seq_repo / "data" / "grammar" / "reber.npz"
+    path.write_bytes(path.read_bytes()[:3000])
+    for cmd in (TRAIN_SEQ, PLOT_SEQ):
+        line = fails_cleanly(seq_repo, cmd, "data/grammar/reber.npz")
+        assert "truncated or corrupt" in line and "make_grammar@reber" in line
+
+
+@pytest.mark.parametrize("spoil", ["garbage", "foreign"])
+def test_resume_from_a_spoilt_progress_file_starts_at_epoch_0(seq_repo, spoil):
+    import torch
+
+    from conftest import run
+
+    progress = seq_repo / "models" / "seq_reber" / "progress.pt"
+    if spoil == "garbage":
+        progress.write_bytes(b"\x00not a checkpoint" * 10)
+        why = "cannot resume from it ("
+    else:
+        torch.save({"format": "nnstudies-seq-1", "state": {}}, progress)
+        why = "is not a progress file of train_seq"
+    set_params(seq_repo, **{"seq.train.resume": True})
+    proc = run(TRAIN_SEQ, seq_repo, OMP_NUM_THREADS=1, NNSTUDIES_TRACKING="off")
+    assert f"models/seq_reber/progress.pt{':' if spoil == 'garbage' else ''} {why}" in proc.stdout
+    assert "starting at epoch 0" in proc.stdout and "Traceback" not in proc.stderr
+    saved = torch.load(progress, weights_only=True)  # rewritten by the fresh run
+    assert saved["progress"]["epoch"] == SEQ_EPOCHS

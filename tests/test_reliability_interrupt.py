@@ -72,7 +72,7 @@ def test_interrupted_training_leaves_good_or_no_outputs_then_reruns(repo, sig):
         assert md5 in (None, good[name]), f"{name} was replaced by an interrupted run"
     assert temp_files(repo) == []
     if sig == signal.SIGINT:
-        assert "interrupted: this run wrote no partial outputs" in interrupted.stderr
+        assert "interrupted: no output was written (none is half-written)" in interrupted.stderr
 
     rerun = run(["dvc", "repro", STAGE], repo, NNSTUDIES_TRACKING="off", OMP_NUM_THREADS=1)
     assert f"Running stage '{STAGE}'" in rerun.stdout
@@ -149,3 +149,23 @@ def test_resumed_recurrent_run_matches_an_uninterrupted_one(repo):
     a, b = (torch.load(repo / "models" / n / f"epoch_{RESUME_EPOCHS}.pt", weights_only=True)["state"]
             for n in ("whole", "cut"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_interrupt_message_names_what_was_written(tmp_path, capsys):
+    """Ctrl-C after some outputs were written says so (the message used to claim none)."""
+    from nnstudies import atomic, cli
+
+    def main():
+        atomic.write_text(tmp_path / "metrics.json", "{}")
+        atomic.write_text(tmp_path / "train.log", "log")
+        raise KeyboardInterrupt
+
+    atomic.WRITTEN.clear()
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(main)
+    assert exit_.value.code == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert err == (f"interrupted: 2 output file(s) were written whole before it ({tmp_path}/metrics.json, "
+                   f"{tmp_path}/train.log), none half-written; DVC records nothing for an "
+                   "interrupted stage: rerun it\n")
+    atomic.WRITTEN.clear()

@@ -54,12 +54,17 @@ def test_report_numbers_equal_the_metrics_files(ci_pipeline):
     check = metrics("train_check")
     assert f"**{check['restarts_succeeded']} of {check['restarts']}**" in markdown
     for task in ("reber", "anbn", "anbncn", "ereber"):
-        assert f"error **{metrics(f'train_seq_{task}')['error']:.4f}**" in markdown
+        trained = metrics(f"train_seq_{task}")
+        assert f"error **{trained['error']:.4f}**" in markdown
+        # The true number of restarts (the report once counted the per-restart metric names).
+        assert f"{trained['restarts']} restarts trained side by side; " \
+               f"**{trained['success_count']}** met" in markdown
+        assert f"| {trained['success_count']}/{trained['restarts']} |" in markdown
     fetch = metrics("fetch_kmnist")
     for md5 in (f["md5"] for f in fetch["files"].values()):
         assert md5 in markdown
     assert "| profile | default | ci |" in markdown  # the params diff against the commit
-    assert "| kmnist.source | official | data/samples/kmnist-holdout |" in markdown
+    assert "| seq.train.restarts | 16 | 4 |" in markdown
 
 
 def test_report_renders_in_headless_chromium(ci_pipeline, tmp_path):

@@ -30,6 +30,20 @@ def _compare(args) -> int:
     return 0
 
 
+def _flush(args) -> int:
+    from nnstudies import tracking
+
+    return tracking.main(["flush"])
+
+
+def _restore(args) -> int:
+    from nnstudies import restore
+
+    for line in restore.restore(args.stage):
+        print(f"restored {line}")
+    return 0
+
+
 def _ui(args) -> int:
     from nnstudies import compare
 
@@ -68,8 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", metavar="A,B", help="metric columns (default: all)")
     p.set_defaults(func=_compare)
 
-    p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 over the pipeline's runs")
-    p.add_argument("--port", type=int, default=5000)
+    p = sub.add_parser("flush", help="send the runs waiting in the outbox to MLflow, and wait")
+    p.set_defaults(func=_flush)
+
+    p = sub.add_parser("restore", help="put a failed stage's last committed outputs back")
+    p.add_argument("stage", help="the stage as dvc.lock names it, e.g. train_kmnist@conv")
+    p.set_defaults(func=_restore)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on 127.0.0.1 over the pipeline's runs; "
+                                  "prints each study's runs and per-epoch curves as links")
+    p.add_argument("--port", type=int, default=5000, help="1-65535, free on 127.0.0.1 (default 5000)")
     p.set_defaults(func=_ui)
 
     p = sub.add_parser("plots-template", help="build the offline `dvc plots` HTML template")

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 
+# Every file this process has put in place, in order: what an interrupted stage did write.
+WRITTEN: list[Path] = []
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path in ``path``'s folder; on success rename it over ``path``."""
@@ -29,6 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+        WRITTEN.append(path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -4,14 +4,23 @@
 ``mlflow.search_runs`` and keeps the newest run of each (stage, DVC experiment) pair, so
 the workspace run and every ``dvc exp run`` of a stage sit side by side.  ``ui_command``
 is the ``mlflow server`` that ``nnstudies ui`` starts: loopback only, one worker,
-background jobs and telemetry off, against the same store the stages log to.
+background jobs and telemetry off, against the same store the stages log to.  Both first
+send the runs that wait in the tracking outbox (``tracking.flush``), so that they show
+every finished stage.  ``nnstudies ui`` also saves, in each study's experiment, a view of its
+training runs (key params and metrics as columns, best first, per-epoch curves as charts)
+and prints its links (``save_views``, ``VIEWS``).
 """
 
 from __future__ import annotations
 
+import errno
+import fnmatch
+import json
 import os
 import socket
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from nnstudies import tracking
@@ -22,6 +31,14 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
+def _require_server(uri: str) -> None:
+    """Fail fast: a tracking server that is down would cost mlflow's minutes of retries."""
+    problem = tracking.store_problem(uri) if uri.startswith(("http://", "https://")) else None
+    if problem:
+        raise UserError(f"{problem}: start it, or unset MLFLOW_TRACKING_URI to read this repo's "
+                        "mlflow.db")
+
+
 def _require_store(uri: str) -> None:
     path = _sqlite_path(uri)
     if path is not None and not path.exists():
@@ -29,15 +46,22 @@ def _require_store(uri: str) -> None:
                         "or set MLFLOW_TRACKING_URI")
 
 
+def flush_outbox(root: Path | None = None) -> None:
+    """Readers must see every finished stage: send the runs waiting in the outbox first.
+    Runs that cannot be sent stay there; each is one warning line."""
+    for record_id, why in tracking.flush(root).failed:
+        print(f"warning: MLflow run {record_id} not sent yet: {why}", file=sys.stderr)
+
+
 def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: str | None = None):
     """DataFrame of the newest run per (stage, exp name), sorted by stage then start time."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     uri = uri or tracking.tracking_uri()
+    _require_server(uri)
+    flush_outbox()
     _require_store(uri)
     import mlflow
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
+    client = tracking._client(uri)  # telemetry off, one retry: a server that dies costs seconds
     experiments = [e for e in (client.get_experiment_by_name(n) for n in tracking.STUDIES.values()) if e]
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs([e.experiment_id for e in experiments],
@@ -78,6 +102,106 @@ def table(runs, metrics: list[str] | None = None) -> str:
 
 # -- the MLflow UI --------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class View:
+    """What the runs page of one study shows: its training runs (``stages``, a LIKE pattern on
+    the tag dvc.stage), best first by ``sort`` (higher is better), ``metrics`` and ``params``
+    as columns (fnmatch patterns; every param that differs between the runs joins them), and
+    the per-epoch ``curves`` as charts."""
+    stages: str
+    sort: str
+    metrics: tuple[str, ...]
+    params: tuple[str, ...]
+    curves: tuple[str, ...]
+
+
+VIEWS = {
+    "kmnist-classifiers": View(
+        "train_kmnist@%", "test_accuracy",
+        ("test_accuracy", "test_loss", "train_loss", "parameters", "seconds_per_epoch"),
+        ("kuzu.train.epochs", "kuzu.*.lr", "kuzu.full.hidden", "kuzu.conv.channels?", "kuzu.conv.fc"),
+        ("test_accuracy", "test_loss", "train_loss")),
+    "checkerboard-mlp": View(
+        "train_check", "accuracy",
+        ("accuracy", "epochs_to_100", "restarts_succeeded", "loss", "output_margin"),
+        ("hid", "check.act", "check.init", "check.lr", "check.restarts"),
+        ("accuracy", "loss", "restarts_at_100")),
+    "recurrent-dynamics": View(
+        "train_seq@%", "success_count",
+        ("success_count", "success_rate", "error", "final", "separation"),
+        ("seq.*.model", "seq.*.hid", "seq.train.lr", "seq.train.restarts"),
+        ("error", "final", "loss", "separation")),
+}
+# MLflow 3.17's runs page restores a saved view -- search facets (filter, sort) and UI state
+# (selected columns, chart filter) -- from the experiment tag `mlflow.sharedViewState.<id>`
+# when its URL carries `viewStateShareKey=<id>`; `compareRunsMode` picks TABLE or CHART
+# (mlflow/server/js/src/experiment-tracking/components/experiment-page/hooks/
+# useSharedExperimentViewState.ts and utils/savedViewEnvelope.ts: the tag holds
+# {"name", "createdAt", "updatedAt", "state": JSON text}).  A column is `metrics.`key`` or
+# `params.`key``; `chartsSearchFilter` is a case-insensitive regex on the charts' metrics.
+VIEW_ID = "nnstudies"
+VIEW_NAME = "nnstudies: key params and metrics"
+
+
+def view_state(view: View, runs) -> dict:
+    """The saved view of ``view`` over ``runs`` (MLflow Run objects of its stages)."""
+    column = lambda kind, key: f"{kind}.`{key}`"  # noqa: E731
+    values: dict[str, set] = {}
+    for run in runs:
+        for key, value in run.data.params.items():
+            values.setdefault(key, set()).add(value)
+    params = [k for k in sorted(values) if not k.startswith("tracking.") and
+              (len(values[k]) > 1 or any(fnmatch.fnmatchcase(k, p) for p in view.params))]
+    return {"searchFilter": f"tags.`dvc.stage` LIKE '{view.stages}'",
+            "orderByKey": column("metrics", view.sort), "orderByAsc": False,
+            "selectedColumns": [column("metrics", m) for m in view.metrics]
+                               + [column("params", p) for p in params],
+            "chartsSearchFilter": f"^({'|'.join(view.curves)})$"}
+
+
+def save_views(uri: str, root: Path) -> dict[str, str]:
+    """Bring the store up to date (tracking.migrate_store) and save each study's view in its
+    experiment; returns {experiment name: id} of the project's experiments in the store."""
+    client = tracking._client(uri)
+    now = int(time.time() * 1000)
+    ids = {}
+    with tracking._store_lock(uri, root):
+        tracking.migrate_store(client)
+        for name in tracking.STUDIES.values():
+            experiment = tracking._retry(lambda name=name: client.get_experiment_by_name(name))
+            if experiment is None:
+                continue
+            ids[name] = experiment.experiment_id
+            if name in VIEWS:
+                view = VIEWS[name]
+                runs = client.search_runs([experiment.experiment_id],
+                                          f"tags.`dvc.stage` LIKE '{view.stages}'")
+                envelope = {"name": VIEW_NAME, "createdAt": now, "updatedAt": now,
+                            "state": json.dumps(view_state(view, runs))}
+                tracking._retry(lambda: client.set_experiment_tag(
+                    experiment.experiment_id, f"mlflow.sharedViewState.{VIEW_ID}", json.dumps(envelope)))
+    return ids
+
+
+def runs_url(base: str, experiment_id: str, mode: str | None = None) -> str:
+    """The runs page of an experiment, in the UI's "Model training" mode (not GenAI); with a
+    ``mode`` (TABLE or CHART), through the study's saved view."""
+    view = f"viewStateShareKey={VIEW_ID}&compareRunsMode={mode}&" if mode else ""
+    return f"{base}/#/experiments/{experiment_id}/runs?{view}workflowType=machine_learning"
+
+
+def ui_lines(base: str, ids: dict[str, str]) -> list[str]:
+    """What ``nnstudies ui`` prints below the server's address: where each study's runs are."""
+    lines = []
+    for name, experiment_id in ids.items():
+        if name in VIEWS:
+            lines += [f"  {name} runs:   {runs_url(base, experiment_id, 'TABLE')}",
+                      f"  {name} curves: {runs_url(base, experiment_id, 'CHART')}"]
+        else:
+            lines.append(f"  {name} (not a study): {runs_url(base, experiment_id)}")
+    return lines
+
+
 def ui_env() -> dict:
     """Fast start: no background job runner, no telemetry."""
     return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -97,16 +221,27 @@ def ui_command(port: int, root: Path | None = None) -> list[str]:
 
 
 def check_port_free(port: int) -> None:
+    """The server must be able to listen on 127.0.0.1:port (checked before it starts)."""
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port} is not a TCP port: pass one from 1 to 65535")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        if sock.connect_ex(("127.0.0.1", port)) == 0:
-            raise UserError(f"port {port} on 127.0.0.1 is in use: pass --port with a free one")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as err:
+            why = "is in use" if err.errno == errno.EADDRINUSE else f"cannot be used ({err.strerror})"
+            raise UserError(f"port {port} on 127.0.0.1 {why}: pass --port with a free one") from None
 
 
 def serve(port: int) -> None:
     """Replace this process with the MLflow server, so its PID and Ctrl-C are the server's."""
-    root = tracking.repo_root()
-    command = ui_command(port, root)
     check_port_free(port)
-    print(f"MLflow UI: http://127.0.0.1:{port}  (store {tracking.tracking_uri(root)}; "
-          "Ctrl-C stops it)", flush=True)
+    root = tracking.repo_root()
+    flush_outbox(root)
+    command = ui_command(port, root)
+    uri = tracking.tracking_uri(root)
+    base = f"http://127.0.0.1:{port}"
+    lines = ui_lines(base, save_views(uri, root))
+    print(f"MLflow UI: {base}  (store {uri}; ready in a few seconds; Ctrl-C stops it)",
+          *lines, sep="\n", flush=True)
     os.execve(command[0], command, ui_env())

@@ -21,8 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from nnstudies import yamlfile
 from nnstudies.errors import UserError
 
 BOUND_KEYS = ("min", "max")
@@ -69,12 +68,7 @@ def load(path: str | Path, profile: str) -> list[Gate]:
     path = Path(path)
     if not path.exists():
         raise GateError(f"{path}: no such file (it holds the metric bounds per profile)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise GateError(f"{path}: not valid YAML{where}") from None
+    data = yamlfile.read(path, GateError)
     if not isinstance(data, dict):
         raise GateError(f"{path}: must map profiles to metrics files")
     if profile not in data:
@@ -113,11 +107,15 @@ def check(gates: list[Gate], root: str | Path = ".") -> list[Row]:
         if gate.file not in cache:
             path = Path(root) / gate.file
             try:
-                cache[gate.file] = json.loads(path.read_text())
+                cache[gate.file] = json.loads(path.read_text(encoding="utf-8"))
             except FileNotFoundError:
                 cache[gate.file] = None
             except json.JSONDecodeError as exc:
                 raise GateError(f"{gate.file}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            except UnicodeDecodeError:
+                raise GateError(f"{gate.file}: not a JSON metrics file (not UTF-8 text)") from None
+            except OSError as exc:  # a directory, no permission, ...
+                raise GateError(f"{gate.file}: cannot read this metrics file ({exc.strerror})") from None
         value = _lookup(cache[gate.file], gate.metric)
         if value is None:
             note = "no such file" if cache[gate.file] is None else "no such metric"
@@ -202,9 +200,11 @@ def run(gates_path: str | Path, profile: str, root: str | Path = ".", base: str 
     missing = [r for r in rows if r.value is None]
     if missing:
         first = missing[0]
-        what = "no such file" if first.note == "no such file" else f"no metric '{first.gate.metric}'"
-        raise GateError(f"{first.gate.file}: {what} ({len(missing)} gated metric(s) missing, "
-                        "which fails the gate; run `dvc repro` first)")
+        if first.note == "no such file":
+            raise GateError(f"{first.gate.file}: no such file ({len(missing)} gated metric(s) "
+                            "missing, which fails the gate; run `dvc repro` first)")
+        raise GateError(f"{first.gate.file}: no metric '{first.gate.metric}' ({len(missing)} gated "
+                        f"metric(s) missing, which fails the gate; check the name in {gates_path})")
     failed = [r for r in rows if not r.ok]
     out(f"\n{len(rows) - len(failed)}/{len(rows)} gates pass")
     if base is not None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,11 @@ OFFLINE_HINT = f"to run offline use the bundled real sample: dvc exp run -S kmni
 
 class DataError(UserError):
     """A data source or file that cannot be used."""
+
+
+# The four files of every source, in the official download's names.
+FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
 def official_files() -> dict[str, str]:
@@ -105,10 +109,10 @@ def expected_checksums(source: str, *, retries: int = 3, timeout: float = 10) ->
     where = source.rstrip("/") + "/MD5SUMS"
     sums = parse_md5sums(_read_source(source, "MD5SUMS", retries=retries, timeout=timeout).decode(
         "utf-8", "replace"), where)
-    missing = [name for name in official_files() if name not in sums]
+    missing = [name for name in FILES if name not in sums]
     if missing:
         raise DataError(f"{where}: has no checksum for {missing[0]} (a mirror must list all four files)")
-    return {name: sums[name] for name in official_files()}
+    return {name: sums[name] for name in FILES}
 
 
 @dataclass
@@ -117,14 +121,54 @@ class Fetched:
     md5: str
     size: int
     reused: bool
+    items: int  # images or labels in the file
+
+
+# IDX (the MNIST file format): magic 0x0000 08 <dims>, then one big-endian uint32 per dim.
+_IDX_DIMS = {"images-idx3": 3, "labels-idx1": 1}
+CLASSES = len(CLASS_NAMES)
+
+
+def parse_idx(gz_bytes: bytes, name: str):
+    """The uint8 array inside a gzipped IDX file, checked: magic, dims, size, and for labels
+    the range 0..9 (a label out of range would crash training after an epoch)."""
+    import numpy as np
+
+    kind = next((k for k in _IDX_DIMS if k in name), None)
+    try:
+        raw = gzip.decompress(gz_bytes)
+    except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated, corrupt stream
+        raise DataError(f"{name}: not a whole gzip file ({exc or 'truncated'})") from None
+    dims = _IDX_DIMS[kind] if kind else None
+    if dims is None or len(raw) < 4 + 4 * dims or raw[:4] != bytes([0, 0, 8, dims]):
+        raise DataError(f"{name}: not an MNIST-format (IDX) {kind or 'images/labels'} file "
+                        "(wrong magic number)")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    body = raw[4 + 4 * dims:]
+    if len(body) != int(np.prod(shape)):
+        raise DataError(f"{name}: header says {shape} but holds {len(body)} bytes (truncated?)")
+    if dims == 3 and shape[1:] != (28, 28):
+        raise DataError(f"{name}: images are {shape[1]}x{shape[2]}, expected 28x28")
+    array = np.frombuffer(body, dtype=np.uint8).reshape(shape)
+    if dims == 1 and len(array) and int(array.max()) >= CLASSES:
+        raise DataError(f"{name}: label {int(array.max())} is out of range (allowed 0..{CLASSES - 1})")
+    return array
+
+
+def _check_pairs(arrays: dict, where: str) -> None:
+    for prefix in ("train", "t10k"):
+        images, labels = arrays[f"{prefix}-images-idx3-ubyte.gz"], arrays[f"{prefix}-labels-idx1-ubyte.gz"]
+        if len(images) != len(labels):
+            raise DataError(f"{where}: {prefix} has {len(images)} images but {len(labels)} labels")
 
 
 def fetch(source: str, out_dir: str | Path, *, retries: int = 3, timeout: float = 10) -> list[Fetched]:
     """Put the four verified files in ``out_dir``.
 
-    A file already there with the expected md5 is kept as it is.  Each download goes to a
-    temp file that is renamed into place only after its md5 matches, so a corrupt or
-    truncated download never replaces a good copy.
+    A file already there with the expected md5 is kept as it is.  Every new file is read
+    into memory, its md5 and its content (IDX format, shapes, label range, images and labels
+    paired) are checked for all four files first, and only then are they renamed into place:
+    a bad source never replaces anything, not even one file of the previous good copy.
     """
     out_dir = Path(out_dir)
     base = official_url() if source == OFFICIAL else source
@@ -132,22 +176,30 @@ def fetch(source: str, out_dir: str | Path, *, retries: int = 3, timeout: float 
         raise DataError(f"kmnist.source={source}: no such directory (allowed: 'official', a "
                         "directory or an http(s) URL holding the four gz files and MD5SUMS)")
     sums = expected_checksums(source, retries=retries, timeout=timeout)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
+    kept, new, arrays = {}, {}, {}
     for name, expected in sums.items():
         target = out_dir / name
         if target.exists() and md5sum(target) == expected:
-            results.append(Fetched(name, expected, target.stat().st_size, True))
+            kept[name] = target.read_bytes()
             continue
         data = _read_source(base, name, retries=retries, timeout=timeout)
         actual = hashlib.md5(data).hexdigest()
         if actual != expected:
             raise DataError(f"kmnist.source={source}: {name} has md5 {actual}, expected {expected} "
                             f"({len(data)} bytes: corrupt or truncated); nothing was replaced")
-        with atomic_path(target) as tmp:
+        new[name] = data
+    for name, data in {**kept, **new}.items():
+        try:
+            arrays[name] = parse_idx(data, name)
+        except DataError as exc:
+            raise DataError(f"kmnist.source={source}: {exc}; nothing was replaced") from None
+    _check_pairs(arrays, f"kmnist.source={source}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, data in new.items():
+        with atomic_path(out_dir / name) as tmp:
             tmp.write_bytes(data)
-        results.append(Fetched(name, expected, len(data), False))
-    return results
+    return [Fetched(name, sums[name], len(data), name in kept, len(arrays[name])) for name, data in
+            ((n, kept.get(n, new.get(n))) for n in sums)]
 
 
 # ---------------------------------------------------------------------------
@@ -155,30 +207,24 @@ def fetch(source: str, out_dir: str | Path, *, retries: int = 3, timeout: float 
 
 
 def load_split(data_dir: str | Path, train: bool):
-    """(images, labels): images normalised to [-1, 1] as float32 (N, 1, 28, 28), labels int64.
-
-    Uses torchvision's MNIST-format readers (they take an uncompressed file, so each gz is
-    inflated into a temp folder first).
-    """
-    from torchvision.datasets.mnist import read_image_file, read_label_file
+    """(images, labels): images normalised to [-1, 1] as float32 (N, 1, 28, 28), labels int64."""
+    import torch
 
     prefix = "train" if train else "t10k"
-    data_dir = Path(data_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = {}
-        for kind in ("images-idx3", "labels-idx1"):
-            gz = data_dir / f"{prefix}-{kind}-ubyte.gz"
-            plain = Path(tmp) / gz.stem
-            try:
-                with gzip.open(gz, "rb") as src, open(plain, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                raw[kind] = (read_image_file if kind.startswith("images") else read_label_file)(str(plain))
-            except (OSError, EOFError, AssertionError, RuntimeError, ValueError) as exc:
-                raise DataError(f"{gz}: not a readable MNIST-format gz file ({exc or type(exc).__name__}); "
-                                "run the fetch_kmnist stage again") from None
-    images, labels = raw["images-idx3"], raw["labels-idx1"]
-    if len(images) != len(labels) or images.shape[1:] != (28, 28):
-        raise DataError(f"{data_dir}: {prefix} images {tuple(images.shape)} do not match labels "
-                        f"{tuple(labels.shape)} (expected N x 28 x 28 and N)")
-    images = (images.unsqueeze(1).float().div_(255.0) - MEAN) / STD
-    return images.contiguous(), labels.long()
+    arrays = {}
+    for kind in _IDX_DIMS:
+        gz = Path(data_dir) / f"{prefix}-{kind}-ubyte.gz"
+        try:
+            arrays[kind] = parse_idx(gz.read_bytes(), gz.name)
+        except OSError as exc:
+            raise DataError(f"{gz}: cannot read it ({exc.strerror}); restore it: "
+                            "dvc repro -f fetch_kmnist") from None
+        except DataError as exc:
+            raise DataError(f"{gz}: not a readable MNIST-format gz file "
+                            f"({str(exc).split(': ', 1)[1]}); restore it: dvc repro -f fetch_kmnist") from None
+    images, labels = arrays["images-idx3"], arrays["labels-idx1"]
+    if len(images) != len(labels):
+        raise DataError(f"{data_dir}: {prefix} has {len(images)} images but {len(labels)} labels; "
+                        "restore it: dvc repro -f fetch_kmnist")
+    images = (torch.from_numpy(images.copy()).unsqueeze(1).float().div_(255.0) - MEAN) / STD
+    return images.contiguous(), torch.from_numpy(labels.astype("int64"))

@@ -1,33 +1,78 @@
-"""MLflow run log for every stage run.
+"""MLflow run log for every stage run, sent off the stage's critical path through an outbox.
 
 - Default store: ``sqlite:///<repo root>/mlflow.db`` with artifacts in ``<repo root>/mlartifacts``.
   The root comes from ``DVC_ROOT`` when DVC runs the stage; a queued experiment runs in a
   temp copy under ``<main repo>/.dvc/tmp/exps/``, so the main repo above it is used instead.
 - ``MLFLOW_TRACKING_URI`` overrides the store (e.g. a tracking server).
 - One MLflow experiment per study; tags ``dvc.stage``, ``dvc.exp_name``, ``dvc.baseline_rev``
-  and the git commit.
-- mlflow is imported lazily; ``NNSTUDIES_TRACKING=off`` (unit tests) or
-  ``tracking.enabled: false`` switches logging off.
-- Tracking never costs the DVC outputs: when the store cannot be reached the stage warns and
-  goes on, unless ``tracking.required`` is true, in which case it fails at once.
+  and the git commit.  The report stage's runs go to ``report-builds``, described (like each
+  study) in the experiment's description; a run's name says what differs: the stage and the
+  DVC experiment, or the params that differ from the committed params.yaml.
+- ``NNSTUDIES_TRACKING=off`` (unit tests) or ``tracking.enabled: false`` switches logging off.
 
-Metrics are buffered and sent in batches when the run ends: one short write per run keeps
-two queued workers from contending for the sqlite database on every epoch.
+The outbox: importing mlflow and opening its store costs a stage seconds, so when a tracking
+block ends the Run writes its complete record (params, buffered metrics, tags, times, status,
+the store's URI and copies of its artifact files) atomically into
+``<repo root>/.nnstudies/outbox/<end time>-<id>/``, starts a detached sender
+(``python -m nnstudies.tracking flush``) and returns without importing mlflow.  A sender
+holds the store's lock, sends every pending record in order and deletes each only after it
+landed; a record that fails stays for the next flush.  Each MLflow run is tagged with its
+record id, so a record resent after a sender died half-way lands exactly once.  Readers
+(``nnstudies compare``, ``nnstudies ui``, ``nnstudies flush``) call ``flush`` first.
+
+``tracking.required: true`` (or ``NNSTUDIES_TRACKING_SYNC=1``) sends synchronously at the end
+instead; required also checks the store up front, and a failure then fails the stage.
+Otherwise tracking never costs the DVC outputs: a store that cannot be reached only delays
+the run's arrival.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnstudies.errors import UserError
 
 STUDIES = {"kmnist": "kmnist-classifiers", "check": "checkerboard-mlp", "seq": "recurrent-dynamics",
-           "report": "report"}
+           "report": "report-builds"}
+RENAMED = {"report": "report-builds"}  # old experiment name -> new one (migrate_store)
+NOTES = {  # the description (mlflow.note.content) the UI shows above each experiment's runs
+    "kmnist-classifiers": "Study 1: KMNIST classifiers (`train_kmnist@lin`, `@full`, `@conv`; "
+                          "`fetch_kmnist` logs the data it fetched).",
+    "checkerboard-mlp": "Study 2: the 9-point checkerboard MLP (`train_check`: the trained net, "
+                        "`hid` units; `hand_check`: the hand-designed step net).",
+    "recurrent-dynamics": "Study 3: hidden-unit dynamics of recurrent nets (`train_seq@<task>`; "
+                          "`plot_seq@<task>`: the measured dynamics).",
+    "report-builds": "Not a study: one run per build of the report by the `report` stage, with "
+                     "reports/report.md and report.html as artifacts. The studies are "
+                     "kmnist-classifiers, checkerboard-mlp and recurrent-dynamics.",
+}
+NOTE_TAIL = (" A run is named after its stage and DVC experiment, or the params that differ from "
+             "the committed params.yaml. `nnstudies ui` prints links to views of the runs (key "
+             "params and metrics) and of their per-epoch curves.")
+# What the MLflow UI calls an experiment's kind.  MLflow 3.x reads it from the experiment tag
+# `mlflow.experimentKind` (mlflow/server/js/src/experiment-tracking/utils/ExperimentKindUtils.ts,
+# EXPERIMENT_KIND_TAG_KEY) and opens an experiment on its Runs tab for every kind but
+# "genai_development" (.../components/experiment-page/hooks/useNavigateToExperimentPageTab.tsx);
+# "custom_model_development" is the value the UI itself writes for a "Machine learning"
+# experiment (getExperimentKindForWorkflowType; the enum is in the bundle's main.*.js).  MLflow
+# 3.17's UI has workflow-based navigation on (shouldEnableWorkflowBasedNavigation() is true in
+# its bundle): there the browser-wide "GenAI | Model training" switch (URL parameter
+# `workflowType`, else localStorage, default GenAI) decides instead of the tag, so the links
+# that `nnstudies ui` prints carry `workflowType=machine_learning` (docs/compare.md).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+RECORD_TAG = "nnstudies.record"
+_SENDERS: list[subprocess.Popen] = []  # held so that no "still running" warning fires on exit
 
 
 class TrackingError(UserError):
@@ -51,6 +96,14 @@ def tracking_uri(root: Path | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
 
 
+def outbox(root: Path) -> Path:
+    return root / ".nnstudies" / "outbox"
+
+
+def _switched_on(name: str, default: str) -> bool:
+    return os.environ.get(name, default).lower() not in ("off", "0", "false", "no", "")
+
+
 def _git_commit(root: Path) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
@@ -58,6 +111,29 @@ def _git_commit(root: Path) -> str:
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def _run_name(stage: str, exp_name: str, params: dict, root: Path) -> str:
+    """What tells this run from the stage's others: ``stage (exp name)`` for a DVC experiment,
+    else ``stage [key=value, ...]`` with the params that differ from HEAD's params.yaml."""
+    if exp_name:
+        return f"{stage} ({exp_name})"
+    try:
+        text = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=root, capture_output=True,
+                              text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    from nnstudies.params import flatten
+    from nnstudies.yamlfile import parse
+
+    try:
+        committed = flatten(parse(text, "HEAD:params.yaml") or {}) if text else {}
+    except (UserError, AttributeError):  # a committed params.yaml that is no YAML mapping
+        committed = {}
+    changed = [f"{k}={v}" for k, v in params.items() if k in committed and committed[k] != v]
+    if not changed:
+        return stage
+    return f"{stage} [{', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}]"
 
 
 def _retry(call, attempts: int = 8):
@@ -72,15 +148,19 @@ def _retry(call, attempts: int = 8):
 
 
 @contextlib.contextmanager
-def _store_lock(uri: str):
-    """Two workers creating one sqlite store at once race on its schema migration
-    ('duplicate column name'): an OS file lock beside the database lets one write at a time."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
+def _store_lock(uri: str, root: Path):
+    """One sender at a time per store.  For sqlite an OS file lock beside the database (two
+    workers creating one store at once race on its schema migration: 'duplicate column
+    name'); for any other store a lock beside the outbox, so that two senders of this repo
+    never send one record twice."""
     import fcntl
 
-    with open(uri[len("sqlite:///"):] + ".lock", "a") as lock:
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):] + ".lock")
+    else:
+        path = root / ".nnstudies" / "send.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -88,20 +168,67 @@ def _store_lock(uri: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# -- checking a store without mlflow ----------------------------------------------------
+
+def store_problem(uri: str) -> str | None:
+    """Why the store cannot take a run now, or None.  Servers answer /health; a sqlite file
+    must be an MLflow store (or empty, or creatable); other stores are asked through mlflow."""
+    if uri.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
+        except OSError as err:
+            return f"MLflow tracking server {uri} is not reachable ({err})"
+        return None
+    if uri.startswith("sqlite:///"):
+        return _sqlite_problem(Path(uri[len("sqlite:///"):]))
+    try:
+        _client(uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - whatever the store says, it is not usable
+        return f"MLflow store {uri} is not usable ({_one_line(err)})"
+    return None
+
+
+def _sqlite_problem(path: Path) -> str | None:
+    import sqlite3
+
+    where = f"MLflow store {path}"
+    if not path.exists():
+        if path.parent.is_dir() and os.access(path.parent, os.W_OK):
+            return None  # MLflow creates it
+        return f"{where} cannot be created: {path.parent} is not a writable folder"
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error as err:
+        return f"{where} is not usable: not a sqlite database ({err})"
+    if tables and "experiments" not in tables:
+        return f"{where} is not usable: a sqlite database, but not an MLflow store"
+    if not os.access(path, os.W_OK):
+        return f"{where} is not usable: the file is read-only"
+    return None
+
+
+# -- the stage's side: a Run that writes a record ----------------------------------------
+
 class Run:
     """One MLflow run for one stage execution; use as a context manager.
 
-    ``log_metrics(values, step=None)`` buffers; ``log_artifact(path, subdir)`` queues a file;
-    everything is sent when the block ends (status FINISHED, or FAILED on an exception).
+    ``log_metrics(values, step=None)`` buffers; ``log_artifact(path, subdir)`` queues a file
+    (copied when the block ends).  When the block ends (status FINISHED, FAILED on an
+    exception, KILLED on Ctrl-C) the run is recorded in the outbox and sent in the
+    background; ``record_id`` names it (MLflow tag ``nnstudies.record``).  ``run_id`` is set
+    only when the run was sent synchronously (required, or NNSTUDIES_TRACKING_SYNC=1).
     """
 
     def __init__(self, study: str, stage: str, params: dict, *, enabled: bool = True,
                  required: bool = False):
         self.study, self.stage, self.params = study, stage, params
         self.required = required
-        self.enabled = enabled and os.environ.get("NNSTUDIES_TRACKING", "on").lower() not in (
-            "off", "0", "false")
+        self.enabled = enabled and _switched_on("NNSTUDIES_TRACKING", "on")
         self.run_id: str | None = None
+        self.record_id: str | None = None
         self._started_ms = int(time.time() * 1000)
         self._metrics: list[tuple[str, float, int, int]] = []
         self._artifacts: list[tuple[Path, str | None]] = []
@@ -125,100 +252,93 @@ class Run:
 
     # -- lifecycle ----------------------------------------------------------
     def __enter__(self) -> "Run":
-        # The run is created when the block ends, but it keeps the real start time, so the
-        # run's duration in MLflow is the stage's wall time.
+        # The run is created when it is sent, but it keeps the real start and end times, so
+        # the run's duration in MLflow is the stage's wall time.
         self._started_ms = int(time.time() * 1000)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         # Bad input (a UserError) stops a stage before it produced anything worth a run:
         # it writes nothing, not even a FAILED run in the store.
-        if self.enabled and not (exc_type and issubclass(exc_type, UserError)):
-            status = "FINISHED" if exc_type is None else "FAILED"
-            if exc_type is KeyboardInterrupt:
-                status = "KILLED"
-            try:
-                with _store_lock(tracking_uri()):
-                    self._send(status)
-            except Exception as err:  # noqa: BLE001 - any store failure is handled the same way
-                if self.required:
-                    if exc_type is None:
-                        raise TrackingError(f"MLflow tracking at {tracking_uri()} failed: "
-                                            f"{_one_line(err)} (tracking.required is true)") from None
-                else:
-                    print(f"warning: MLflow tracking at {tracking_uri()} failed, the DVC outputs "
-                          f"are written anyway: {_one_line(err)}", file=sys.stderr)
+        if not self.enabled or (exc_type and issubclass(exc_type, UserError)):
+            return False
+        status = "FINISHED" if exc_type is None else "FAILED"
+        if exc_type is KeyboardInterrupt:
+            status = "KILLED"
+        root, uri = repo_root(), tracking_uri()
+        try:
+            draft = self._write_record(status, root, uri)
+        except OSError as err:
+            return self._failed(uri, err, exc_type, kept=False)
+        if self.required or _switched_on("NNSTUDIES_TRACKING_SYNC", "off"):
+            self._send_now(draft, root, uri, exc_type)
+        else:
+            _publish(draft)
+            _warn_if_stuck(root)
+            _start_sender(root)
         return False
 
     def check_reachable(self) -> None:
-        """Fail fast, before any work, when tracking is required and the server is down."""
-        if not (self.enabled and self.required):
-            return
-        uri = tracking_uri()
-        if uri.startswith(("http://", "https://")):
-            import urllib.request
+        """Fail fast, before any work, when tracking is required and the store is unusable."""
+        if self.enabled and self.required:
+            problem = store_problem(tracking_uri())
+            if problem:
+                raise TrackingError(f"{problem}; start it, fix or unset MLFLOW_TRACKING_URI, or "
+                                    "set tracking.required: false")
 
-            try:
-                urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
-            except OSError as err:
-                raise TrackingError(f"MLflow tracking server {uri} is not reachable ({err}); "
-                                    "start it, unset MLFLOW_TRACKING_URI, or set "
-                                    "tracking.required: false") from None
-
-    def _send(self, status: str) -> None:
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        # A server that is down should cost seconds, not mlflow's default minutes of retries.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        import logging
-
-        import mlflow
-        from mlflow.entities import Metric, Param
-        from mlflow.tracking import MlflowClient
-
-        # The store's INFO chatter (schema migrations, new experiments) is not the stage's news.
-        for name in ("mlflow", "alembic"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-        root = repo_root()
-        client = MlflowClient(tracking_uri=tracking_uri(root))
-        name = STUDIES.get(self.study, self.study)
-        experiment = _retry(lambda: client.get_experiment_by_name(name))
-        if experiment is None:
-            artifacts = None
-            if tracking_uri(root).startswith("sqlite:"):
-                artifacts = (root / "mlartifacts").as_uri()
-            try:
-                experiment_id = _retry(lambda: client.create_experiment(name, artifacts))
-            except mlflow.exceptions.MlflowException:  # another worker created it first
-                experiment_id = _retry(lambda: client.get_experiment_by_name(name)).experiment_id
-        else:
-            experiment_id = experiment.experiment_id
-        tags = {
-            "dvc.stage": self.stage,
-            "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
-            "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
-            "mlflow.source.git.commit": _git_commit(root),
-            "mlflow.runName": f"{self.stage}" + (f" ({os.environ['DVC_EXP_NAME']})"
-                                                 if os.environ.get("DVC_EXP_NAME") else ""),
-            **self._tags,
-        }
-        run = _retry(lambda: client.create_run(experiment_id, start_time=self._started_ms,
-                                                     tags=tags))
-        self.run_id = run.info.run_id
+    def _write_record(self, status: str, root: Path, uri: str) -> Path:
+        """The complete run, with copies of its artifacts (the next stage may overwrite the
+        originals), in a draft folder that no sender looks at."""
         from nnstudies.params import flatten
 
-        params = [Param(k, str(v)[:6000]) for k, v in flatten(self.params).items()]
-        metrics = [Metric(k, v, ts, step) for k, v, ts, step in self._metrics]
-        # log_batch takes at most 100 params and 1000 metrics per call.
-        for i in range(0, len(params), 100):
-            _retry(lambda i=i: client.log_batch(self.run_id, params=params[i:i + 100]))
-        for i in range(0, len(metrics), 1000):
-            _retry(lambda i=i: client.log_batch(self.run_id, metrics=metrics[i:i + 1000]))
-        for path, subdir in self._artifacts:
-            if path.exists():
-                client.log_artifact(self.run_id, str(path), subdir)
-        _retry(lambda: client.set_terminated(self.run_id, status))
+        ended_ms = int(time.time() * 1000)
+        self.record_id = (time.strftime("%Y%m%dT%H%M%S", time.gmtime(ended_ms / 1000))
+                          + f".{ended_ms % 1000:03d}Z-{uuid.uuid4().hex[:12]}")
+        draft = outbox(root) / f".draft-{os.getpid()}-{self.record_id}"
+        draft.mkdir(parents=True)
+        artifacts = []
+        for i, (path, subdir) in enumerate(self._artifacts):
+            if path.is_file():
+                copy = draft / "artifacts" / str(i) / path.name  # MLflow names it path.name
+                copy.parent.mkdir(parents=True)
+                shutil.copyfile(path, copy)
+                artifacts.append([str(copy.relative_to(draft)), subdir])
+        exp_name = os.environ.get("DVC_EXP_NAME", "")
+        params = flatten(self.params)
+        tags = {"dvc.stage": self.stage, "dvc.exp_name": exp_name,
+                "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+                "mlflow.source.git.commit": _git_commit(root),
+                "mlflow.runName": _run_name(self.stage, exp_name, params, root),
+                **self._tags, RECORD_TAG: self.record_id}
+        record = {"id": self.record_id, "uri": uri, "experiment": STUDIES.get(self.study, self.study),
+                  "params": {k: str(v)[:6000] for k, v in params.items()},
+                  "metrics": self._metrics, "tags": tags, "artifacts": artifacts,
+                  "start_ms": self._started_ms, "end_ms": ended_ms, "status": status}
+        (draft / "record.json").write_text(json.dumps(record))
+        return draft
+
+    def _send_now(self, draft: Path, root: Path, uri: str, exc_type) -> None:
+        """The old way: send this record before the stage ends (nobody else sees the draft)."""
+        try:
+            with _store_lock(uri, root):
+                self.run_id = _send_record(_open_store(uri), draft, root)
+            shutil.rmtree(draft)
+        except Exception as err:  # noqa: BLE001 - any store failure is handled the same way
+            if self.required:
+                shutil.rmtree(draft, ignore_errors=True)  # the stage fails and reruns next time
+            else:
+                _publish(draft)  # kept: the next flush sends it
+            self._failed(uri, err, exc_type, kept=not self.required)
+
+    def _failed(self, uri: str, err: Exception, exc_type, kept: bool) -> bool:
+        if not self.required:
+            where = f"; the run waits in {outbox(repo_root())} for `nnstudies flush`" if kept else ""
+            print(f"warning: MLflow tracking at {uri} failed, the DVC outputs are written "
+                  f"anyway: {_one_line(err)}{where}", file=sys.stderr)
+        elif exc_type is None:
+            raise TrackingError(f"MLflow tracking at {uri} failed: {_one_line(err)} "
+                                "(tracking.required is true)") from None
+        return False
 
 
 def start(study: str, stage: str, params: dict) -> Run:
@@ -229,6 +349,228 @@ def start(study: str, stage: str, params: dict) -> Run:
     return run
 
 
+# -- the outbox ---------------------------------------------------------------------------
+
+def _publish(draft: Path) -> None:
+    """A rename makes the whole record visible to senders at once."""
+    os.rename(draft, draft.parent / draft.name.split("-", 2)[2])
+
+
+def pending(root: Path) -> list[Path]:
+    """Records waiting in the outbox, oldest first; sweeps what dead writers left behind."""
+    from nnstudies.atomic import _alive
+
+    box = outbox(root)
+    if not box.is_dir():
+        return []
+    records = []
+    for path in box.iterdir():
+        if path.name.startswith(".draft-") and not _alive(int(path.name.split("-")[1])):
+            shutil.rmtree(path, ignore_errors=True)  # its stage was SIGKILLed while writing
+        elif path.name.startswith(".sent-"):
+            shutil.rmtree(path, ignore_errors=True)  # landed; its sender died deleting it
+        elif path.is_dir() and not path.name.startswith("."):
+            records.append(path)
+    return sorted(records)
+
+
+def _warn_if_stuck(root: Path) -> None:
+    """Senders run unseen: say so in the stage's output when earlier runs could not be sent."""
+    stuck = [p for p in pending(root) if (p / "error.txt").exists()]
+    if stuck:
+        print(f"warning: {len(stuck)} MLflow run(s) wait in {outbox(root)} (last error: "
+              f"{(stuck[-1] / 'error.txt').read_text().strip()}); they are retried after each "
+              "stage and by `nnstudies flush`", file=sys.stderr)
+
+
+def _start_sender(root: Path) -> None:
+    """A detached ``python -m nnstudies.tracking flush``: it outlives the stage (and DVC does
+    not wait for it), runs this same code even from a queue's temp copy, and logs to the outbox."""
+    box = outbox(root)
+    log = box / "sender.log"
+    if log.exists() and log.stat().st_size > 1 << 20:
+        os.replace(log, box / "sender.log.1")  # keep it bounded
+    src = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    with open(log, "a") as out:
+        _SENDERS.append(subprocess.Popen(
+            [sys.executable, "-m", "nnstudies.tracking", "flush", "--root", str(root), "--log"],
+            cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True))
+
+
+@dataclass
+class Flushed:
+    landed: list[tuple[str, str]] = field(default_factory=list)  # (record id, run id or "")
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (record id, one-line error)
+
+    def lines(self) -> list[str]:
+        return [f"not sent: {rid}: {why}" for rid, why in self.failed] + [
+            f"{len(self.landed)} run(s) landed in MLflow, {len(self.failed)} failed (kept in the outbox)"]
+
+
+def flush(root: str | Path | None = None) -> Flushed:
+    """Send every pending record of ``root``'s outbox, oldest first, each to the store it was
+    recorded for; waits for a sender that is already at work (it holds the store's lock)."""
+    root = Path(root).resolve() if root else repo_root()
+    done = Flushed()
+    by_uri: dict[str, list[str]] = {}
+    for path in pending(root):
+        try:
+            by_uri.setdefault(json.loads((path / "record.json").read_text())["uri"], []).append(path.name)
+        except (OSError, ValueError, KeyError) as err:
+            done.failed.append((path.name, f"unreadable record ({_one_line(err)})"))
+    for uri, names in by_uri.items():
+        with _store_lock(uri, root):
+            mine = [n for n in names if (outbox(root) / n).is_dir()]
+            done.landed += [(n, "") for n in names if n not in mine]  # by a sender we waited for
+            _flush_store(uri, mine, root, done)
+    return done
+
+
+def _flush_store(uri: str, names: list[str], root: Path, done: Flushed) -> None:
+    if not names:
+        return
+    # A server that is down would cost every record its retries: ask once.
+    problem = store_problem(uri) if uri.startswith(("http://", "https://")) else None
+    client = None
+    for name in names:
+        path = outbox(root) / name
+        try:
+            if problem:
+                raise RuntimeError(problem)
+            client = client or _open_store(uri)
+            done.landed.append((name, _send_record(client, path, root)))
+        except Exception as err:  # noqa: BLE001 - kept for the next flush, whatever went wrong
+            done.failed.append((name, _one_line(err)))
+            with contextlib.suppress(OSError):  # shown by the next stage (_warn_if_stuck)
+                (path / "error.txt").write_text(_one_line(err) + "\n")
+            continue
+        sent = path.with_name(".sent-" + name)
+        os.rename(path, sent)  # atomic: a record is either pending or gone
+        shutil.rmtree(sent, ignore_errors=True)
+
+
+# -- talking to MLflow --------------------------------------------------------------------
+
+def _client(uri: str):
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # A server that is down should cost seconds, not mlflow's default minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    # The store's INFO chatter (schema migrations, new experiments) is not the stage's news.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _open_store(uri: str):
+    """A client of the store, whose experiments got the tags this version gives them."""
+    client = _client(uri)
+    migrate_store(client)
+    return client
+
+
+def experiment_tags(name: str) -> dict[str, str]:
+    """The UI's kind and description of one of the project's experiments."""
+    return {EXPERIMENT_KIND[0]: EXPERIMENT_KIND[1], "mlflow.note.content": NOTES[name] + NOTE_TAIL}
+
+
+def migrate_store(client) -> list[str]:
+    """Bring a store's experiments up to this version, idempotently: rename the old report
+    experiment, give every experiment of the project its kind and description.  Returns what
+    it changed (nothing the second time)."""
+    changes = []
+    for old, new in RENAMED.items():
+        experiment = _retry(lambda old=old: client.get_experiment_by_name(old))
+        if experiment and not _retry(lambda new=new: client.get_experiment_by_name(new)):
+            _retry(lambda: client.rename_experiment(experiment.experiment_id, new))
+            changes.append(f"renamed experiment {old} to {new}")
+    for name in STUDIES.values():
+        experiment = _retry(lambda name=name: client.get_experiment_by_name(name))
+        for key, value in experiment_tags(name).items() if experiment else ():
+            if experiment.tags.get(key) != value:
+                _retry(lambda key=key, value=value: client.set_experiment_tag(
+                    experiment.experiment_id, key, value))
+                changes.append(f"{name}: set {key}")
+    return changes
+
+
+def _experiment_id(client, name: str, uri: str, root: Path) -> str:
+    import mlflow
+
+    experiment = _retry(lambda: client.get_experiment_by_name(name))
+    if experiment is not None:
+        return experiment.experiment_id
+    artifacts = (root / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+    tags = experiment_tags(name) if name in NOTES else None
+    try:
+        return _retry(lambda: client.create_experiment(name, artifacts, tags))
+    except mlflow.exceptions.MlflowException:  # another worker created it first
+        return _retry(lambda: client.get_experiment_by_name(name)).experiment_id
+
+
+def _send_record(client, path: Path, root: Path) -> str:
+    """One record as one MLflow run; returns its run id.  Idempotent: a run tagged with the
+    record's id that was terminated is the record, landed already (its sender died before
+    deleting it); one still RUNNING is a sender's half-sent copy: deleted, sent again."""
+    from mlflow.entities import Metric, Param
+
+    rec = json.loads((path / "record.json").read_text())
+    experiment_id = _experiment_id(client, rec["experiment"], rec["uri"], root)
+    for run in _retry(lambda: client.search_runs([experiment_id],
+                                                 f"tags.`{RECORD_TAG}` = '{rec['id']}'")):
+        if run.info.status != "RUNNING":
+            return run.info.run_id
+        _retry(lambda: client.delete_run(run.info.run_id))
+    run_id = _retry(lambda: client.create_run(experiment_id, start_time=rec["start_ms"],
+                                              tags=rec["tags"])).info.run_id
+    params = [Param(k, v) for k, v in rec["params"].items()]
+    metrics = [Metric(k, v, ts, step) for k, v, ts, step in rec["metrics"]]
+    # log_batch takes at most 100 params and 1000 metrics per call.
+    for i in range(0, len(params), 100):
+        _retry(lambda i=i: client.log_batch(run_id, params=params[i:i + 100]))
+    for i in range(0, len(metrics), 1000):
+        _retry(lambda i=i: client.log_batch(run_id, metrics=metrics[i:i + 1000]))
+    for copy, subdir in rec["artifacts"]:
+        client.log_artifact(run_id, str(path / copy), subdir)
+    with contextlib.redirect_stdout(io.StringIO()):  # not our output: a server's run links
+        _retry(lambda: client.set_terminated(run_id, rec["status"], end_time=rec["end_ms"]))
+    return run_id
+
+
 def _one_line(err: Exception) -> str:
-    text = " ".join(str(err).split())
+    text = " ".join(str(err).split()) or type(err).__name__
     return text[:300] + ("..." if len(text) > 300 else "")
+
+
+# -- python -m nnstudies.tracking flush ---------------------------------------------------
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nnstudies.tracking",
+                                     description="send the runs waiting in the outbox to MLflow")
+    parser.add_argument("command", choices=["flush"])
+    parser.add_argument("--root", help="repository root (default: DVC_ROOT or the cwd's repo)")
+    parser.add_argument("--log", action="store_true",
+                        help="as a background sender: time-stamped lines, silent when idle")
+    args = parser.parse_args(argv)
+    done = flush(args.root)
+    if args.log:
+        if done.landed or done.failed:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            print("\n".join(f"{stamp} [{os.getpid()}] {line}" for line in
+                            [f"landed {rid} as run {run_id}" for rid, run_id in done.landed]
+                            + done.lines()), flush=True)
+    else:
+        print("\n".join(done.lines()), flush=True)
+    return 1 if done.failed else 0
+
+
+if __name__ == "__main__":
+    from nnstudies import cli
+
+    cli.run(main)

@@ -34,9 +34,10 @@ def _line(ax, w, b, label, color):
 
 
 @torch.no_grad()
-def region_maps(net: StackedMLP, x, t, lines: list[str] | None = None, hidden: bool = True) -> dict:
-    """Figures keyed by name: hid_<hid>_<i> for every hidden unit (unless not ``hidden``) and
-    out_<hid>.
+def region_maps(net: StackedMLP, x, t, lines: list[str] | None = None, hidden: bool = True):
+    """Yield (name, figure): hid_<hid>_<i> for every hidden unit (unless not ``hidden``), then
+    out_<hid>.  One at a time, so a caller that saves and closes each keeps one open figure
+    whatever ``hid`` is.
 
     With ``lines`` (one equation per hidden unit), each unit's dividing line is drawn and
     its equation written; the output map shows all of them.
@@ -48,7 +49,6 @@ def region_maps(net: StackedMLP, x, t, lines: list[str] | None = None, hidden: b
     maps = {f"hid_{net.hid}_{i}": (out.hidden[0, :, i], f"hidden unit {i}", [i])
             for i in range(net.hid if hidden else 0)}
     maps[f"out_{net.hid}"] = (out.output[0, :, 0], "output", list(range(net.hid)))
-    figures = {}
     for name, (values, title, units) in maps.items():
         fig, ax = plt.subplots(figsize=(5, 5.6) if lines else (5, 5))
         ax.pcolormesh(GRID, GRID, (values >= 0.5).float().reshape(shape), cmap="Wistia",
@@ -63,8 +63,7 @@ def region_maps(net: StackedMLP, x, t, lines: list[str] | None = None, hidden: b
                 title += f": {lines[units[0]]}"
         _points(ax, x, t)
         ax.set_title(title)
-        figures[name] = fig
-    return figures
+        yield name, fig
 
 
 def data_figure(x, t):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PIXELS, CLASSES, SIDE = 28 * 28, 10, 28
+from nnstudies.kuzu.sizes import CLASSES, PIXELS, SIDE, formula, pooled_side
 
 
 class NetLin(nn.Module):
@@ -24,7 +24,7 @@ class NetLin(nn.Module):
         return F.log_softmax(self.out(x.flatten(1)), dim=1)
 
     def formula(self) -> tuple[str, int]:
-        return (f"{PIXELS}*{CLASSES} + {CLASSES}", PIXELS * CLASSES + CLASSES)
+        return formula("lin", {})
 
 
 class NetFull(nn.Module):
@@ -40,13 +40,7 @@ class NetFull(nn.Module):
         return F.log_softmax(self.out(torch.tanh(self.hid(x.flatten(1)))), dim=1)
 
     def formula(self) -> tuple[str, int]:
-        h = self.hidden
-        return (f"({PIXELS}+1)*{h} + ({h}+1)*{CLASSES}", (PIXELS + 1) * h + (h + 1) * CLASSES)
-
-
-def pooled_side(side: int, kernel: int) -> int:
-    """Image side after a 'same'-padded conv (padding kernel//2) and 2x2 max-pooling."""
-    return (side + 2 * (kernel // 2) - kernel + 1) // 2
+        return formula("full", {"hidden": self.hidden})
 
 
 class NetConv(nn.Module):
@@ -68,11 +62,7 @@ class NetConv(nn.Module):
         return F.log_softmax(self.out(x), dim=1)
 
     def formula(self) -> tuple[str, int]:
-        c1, c2, k, fc = self.sizes.values()
-        flat = c2 * self.side ** 2
-        text = (f"({k}*{k}*1+1)*{c1} + ({k}*{k}*{c1}+1)*{c2} + ({c2}*{self.side}*{self.side}+1)*{fc}"
-                f" + ({fc}+1)*{CLASSES}")
-        return text, (k * k + 1) * c1 + (k * k * c1 + 1) * c2 + (flat + 1) * fc + (fc + 1) * CLASSES
+        return formula("conv", self.sizes)
 
 
 NETS = {"lin": NetLin, "full": NetFull, "conv": NetConv}

@@ -38,9 +38,9 @@ def section(metrics_dir: Path, plots_dir: Path, targets: Targets) -> list:
         hidden = measured.get("hidden", {})
         overview.append([title, _fmt(trained.get("error")), _fmt(trained.get("final")),
                          _fmt(trained.get("det_accuracy")), _fmt(hidden.get("centroid_accuracy")),
-                         f"{trained['success_count']}/{len(trained['restart'])}",
+                         f"{trained['success_count']}/{trained['restarts']}",
                          verdict(targets, file, "final" if task == "ereber" else "error")])
-        text = (f"{len(trained['restart'])} restarts trained side by side; "
+        text = (f"{trained['restarts']} restarts trained side by side; "
                 f"**{trained['success_count']}** met the success bounds. The kept (best) restart "
                 f"has error **{_fmt(trained.get('error'))}**")
         if trained.get("final") is not None:

@@ -6,8 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-import yaml
-
+from nnstudies import yamlfile
 from nnstudies.params import flatten
 
 
@@ -22,8 +21,8 @@ def _git(root: Path, *args: str) -> str:
 def params_diff(root: Path, params_path: Path) -> list[tuple[str, str, str]]:
     """(key, committed value, value used) for every param that differs from HEAD's params.yaml."""
     committed_text = _git(root, "show", "HEAD:params.yaml")
-    committed = flatten(yaml.safe_load(committed_text) or {}) if committed_text else {}
-    used = flatten(yaml.safe_load(Path(params_path).read_text()) or {})
+    committed = flatten(yamlfile.parse(committed_text, "HEAD:params.yaml") or {}) if committed_text else {}
+    used = flatten(yamlfile.read(params_path) or {})
     keys = sorted(set(committed) | set(used))
     return [(k, str(committed.get(k, "-")), str(used.get(k, "-")))
             for k in keys if committed.get(k) != used.get(k)]

@@ -22,15 +22,26 @@ from nnstudies.seq.models import Stacked
 FORMAT = "nnstudies-seq-1"
 
 
-def _read(path) -> dict:
+class Unreadable(Exception):
+    """Why a file is not a train_seq checkpoint."""
+
+
+def _load(path) -> dict:
     try:
         ckpt = torch.load(path, weights_only=True)
-        if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-            raise ValueError("not a train_seq checkpoint")
-        return ckpt
     except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise UserError(f"{path}: cannot read this checkpoint ({str(exc).splitlines()[0]}); "
-                        "rerun train_seq to rewrite it") from None
+        raise Unreadable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise Unreadable("not a train_seq checkpoint")
+    return ckpt
+
+
+def _read(path) -> dict:
+    try:
+        return _load(path)
+    except Unreadable as exc:
+        raise UserError(f"{path}: cannot read this checkpoint ({exc}); rerun train_seq to "
+                        "rewrite it") from None
 
 
 def save(folder, settings: dict, grammar: Grammar, net: Stacked, epoch: int,
@@ -59,7 +70,13 @@ def resumable(folder, settings: dict, grammar: Grammar, epochs: int) -> tuple[di
     path = Path(folder) / "progress.pt"
     if not path.exists():
         return None, f"no {path}: starting at epoch 0"
-    ckpt = _read(path)
+    try:
+        ckpt = _load(path)
+    except Unreadable as exc:  # a resume that cannot resume starts over, as documented
+        return None, f"{path}: cannot resume from it ({exc}): starting at epoch 0"
+    if not {"settings", "progress", "data", "state", "optimizer"} <= set(ckpt) or not isinstance(
+            ckpt["progress"], dict) or "epoch" not in ckpt["progress"]:
+        return None, f"{path} is not a progress file of train_seq: starting at epoch 0"
     if ckpt["settings"] != settings:
         return None, f"{path} was made with other settings: starting at epoch 0"
     done = ckpt["progress"]["epoch"]

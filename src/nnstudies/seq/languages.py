@@ -13,7 +13,10 @@ distinct rows and one uint8 index per prediction position.
 from __future__ import annotations
 
 import hashlib
+import zipfile
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -197,6 +200,25 @@ def generate(lang: str, seed: int, train: int, eval: int, max_n: int = 8,
     return Grammar(lang, max_n, rows.array(), *splits)
 
 
+# Peak memory of `generate` per generated symbol (per-sequence arrays before they are joined),
+# measured: 24 bytes (2,000,001 a^n b^n c^n sequences at max_n 64: 975M symbols, 23.7 GB) to
+# 31 (the course's 200,001 at max_n 8: 13.7M symbols, 0.42 GB above the imports).
+BYTES_PER_SYMBOL = 32
+MEMORY_BUDGET = 4 * 2**30
+
+
+def check_memory(lang: str, train: int, eval: int, max_n: int, min_length: int) -> None:
+    """A one-line UserError when generating these splits would exceed the memory budget:
+    the mean length comes from a small sample made with the same settings."""
+    lengths = np.diff(generate(lang, 0, 1000, 1, max_n, min_length).train.starts)
+    need = (train + eval) * float(lengths.mean()) * BYTES_PER_SYMBOL
+    if need > MEMORY_BUDGET:
+        raise UserError(f"params.yaml: grammar.train_sequences = {train} (+ {eval} eval) of {lang} "
+                        f"(mean length {lengths.mean():.1f}) needs about {need / 2**30:.1f} GB to "
+                        f"generate, over the {MEMORY_BUDGET / 2**30:g} GB budget: fewer sequences, "
+                        "or a smaller grammar.max_n / reber_min_length")
+
+
 def save(grammar: Grammar, file) -> None:
     """Write to an open binary file (numpy's compressed npz)."""
     arrays = {"lang": np.array(grammar.lang), "max_n": np.array(grammar.max_n),
@@ -241,5 +263,10 @@ def load(path) -> Grammar:
             grammar = Grammar(str(z["lang"]), int(z["max_n"]), z["prob_table"], *splits)
         _check(grammar)
         return grammar
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise UserError(f"{path}: not a grammar data file made by make_grammar ({exc})") from None
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        # numpy's own text for foreign bytes suggests loading them with pickle: never shown.
+        why = "truncated or corrupt" if "pickle" in str(exc) or not isinstance(
+            exc, (KeyError, ValueError)) else str(exc).splitlines()[0]
+        raise UserError(f"{path}: not a grammar data file made by make_grammar ({why}); "
+                        f"regenerate it: dvc repro -f make_grammar@{Path(path).stem}") from None
