@@ -1,56 +1,71 @@
-"""Seconds per 1,000 epochs of Study 3 training: the course's per-step loop vs the fused kernel.
+"""Seconds per 1,000 epochs of Study 3 training: the compiled kernel vs torch's fused and loop.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/seq_speed.py [--epochs 300] [--restarts 16]
+Usage: python benchmarks/seq_speed.py [--epochs 500] [--restarts 16] [--busy]
 
-For each task: (a) one restart with the per-step Python loop (the course's way),
-(b) R restarts stacked, per-step loop, (c) R restarts stacked, torch's fused kernel (what
-train_seq runs).  Reports seconds per 1,000 epochs and per restart.  A benchmark, not a test.
+For each task of params.yaml (its model and hid), the same generated sequences and the same
+initial weights, one thread: the compiled kernel (what train_seq runs), torch's fused
+recurrent kernel and the course's per-step loop, side by side; then how many times faster
+the compiled kernel is.  Training only: the evaluations of train.train are not included.
+``--busy`` runs one busy process beside it the whole time (as a shared machine has).
+A benchmark, not a test.
 """
 
 import argparse
+import subprocess
+import sys
 import time
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-from nnstudies.seq import languages, models
+from nnstudies import params
+from nnstudies.seq import compiled, languages, models, stage_args, train
 
-TASKS = {"reber": ("srn", 2), "anbn": ("srn", 2), "anbncn": ("srn", 3), "ereber": ("lstm", 5)}
+TASKS = ("reber", "anbn", "anbncn", "ereber")
 
 
-def seconds_per_1000(kind, hid, grammar, restarts, epochs, fused):
-    net = models.build(kind, grammar.classes, hid, restarts)
-    net.init_restarts(0, 0.001)
-    opt = torch.optim.Adam(net.parameters(), lr=0.001, weight_decay=1e-5)
-    eye = torch.eye(grammar.classes)
+def seconds_per_1000(kernel, task, grammar, restarts, epochs, init):
+    net = models.build(task["model"], grammar.classes, task["hid"], restarts)
+    net.init_restarts(0, init)
+    optimizer = train.make_optimizer(net, train.Settings(epochs))
+    loss = torch.zeros(restarts)
     clock = time.perf_counter()
-    for i in range(epochs):
-        seq = torch.from_numpy(grammar.train.sequence(i, grammar.prob_table)[0])
-        x = eye[seq[:-1]][:, None]
-        opt.zero_grad()
-        logits = net(x)[1] if fused else net.unrolled(x)[0]
-        nll = F.cross_entropy(logits[:, 0].permute(0, 2, 1), seq[1:, None].expand(-1, restarts),
-                              reduction="none")
-        nll.mean(0).sum().backward()
-        opt.step()
+    if kernel == "compiled":
+        compiled.train_span(net, optimizer, grammar.train.symbols, grammar.train.starts, 0,
+                            epochs, loss.numpy())
+    else:
+        symbols = torch.from_numpy(grammar.train.symbols.astype(np.int64))
+        train._torch_epochs(net, optimizer, symbols, grammar.train.starts, 0, epochs, kernel,
+                            loss)
     return (time.perf_counter() - clock) / epochs * 1000
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--restarts", type=int, default=16)
+    parser.add_argument("--busy", action="store_true", help="one busy process beside it")
     args = parser.parse_args()
-    R = args.restarts
-    print(f"threads {torch.get_num_threads()}, {args.epochs} epochs per measurement")
-    print("task    way                    s/1000 epochs  s/1000 per restart")
-    for task, (kind, hid) in TASKS.items():
-        grammar = languages.generate(task, 0, args.epochs, 1)
-        for label, restarts, fused in (("loop, 1 restart", 1, False),
-                                       (f"loop, {R} stacked", R, False),
-                                       (f"fused, {R} stacked", R, True)):
-            s = seconds_per_1000(kind, hid, grammar, restarts, args.epochs, fused)
-            print(f"{task:7s} {label:22s} {s:13.2f}  {s / restarts:18.3f}")
+    stage_args.one_thread()
+    p = params.load(["seq.train.init", *(f"seq.{t}" for t in TASKS)])["seq"]
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    try:
+        print(f"{args.restarts} restarts, {args.epochs} epochs, 1 thread"
+              f"{', one busy process beside' if busy else ''}; seconds per 1,000 epochs")
+        print("task    model     compiled    fused     loop   fused/compiled  loop/compiled")
+        for name in TASKS:
+            task = p[name]
+            grammar = languages.generate(name, 0, args.epochs + 1, 1)
+            seconds_per_1000("compiled", task, grammar, args.restarts, 2, p["train"]["init"])
+            s = {kernel: seconds_per_1000(kernel, task, grammar, args.restarts, args.epochs,
+                                          p["train"]["init"])
+                 for kernel in ("compiled", "fused", "loop")}
+            print(f"{name:7s} {task['model']} {task['hid']}  {s['compiled']:9.4f} "
+                  f"{s['fused']:8.3f} {s['loop']:8.3f}  {s['fused'] / s['compiled']:13.1f}x "
+                  f"{s['loop'] / s['compiled']:13.1f}x", flush=True)
+    finally:
+        if busy:
+            busy.kill()
 
 
 if __name__ == "__main__":

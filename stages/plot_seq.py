@@ -14,7 +14,7 @@ from nnstudies.seq import checkpoints, languages, plots, stage_args
 def main():
     args = stage_args.parse(__doc__)
     p = params.load(["tracking", "seq.plot.num_sequences", f"seq.plot.epoch.{args.task}"])
-    cli.torch_threads()
+    stage_args.one_thread()  # tiny nets: one thread (measured there)
     epoch = p["seq"]["plot"]["epoch"][args.task]
     path = Path(args.models) / f"epoch_{epoch}.pt"
     if not path.exists():

@@ -37,6 +37,14 @@ def check_across_keys(p: dict) -> None:
     for lang in LANGUAGES:
         check_grammar_memory(lang, g["train_sequences"], g["eval_sequences"], g["max_n"],
                              g["reber_min_length"])
+    for task, sweep in p["sweep"]["seq"].items():  # sweep_seq makes epochs + 1 sequences
+        if task in LANGUAGES:
+            try:
+                check_grammar_memory(task, sweep["epochs"] + 1, g["eval_sequences"], g["max_n"],
+                                     g["reber_min_length"])
+            except UserError as exc:
+                raise UserError(f"params.yaml: sweep.seq.{task}.epochs = {sweep['epochs']} is too "
+                                f"many for the sweep's grammar: {exc}") from None
     available = g["train_sequences"]
     for task in ("reber", "anbn", "anbncn", "ereber"):
         epochs = p["seq"][task]["epochs"]

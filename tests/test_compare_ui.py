@@ -1,11 +1,14 @@
 """`nnstudies compare` and `nnstudies ui` over a real sqlite MLflow store written by
-nnstudies.tracking: the comparison table, and the real server started, queried over its
-REST API and stopped by PID."""
+nnstudies.tracking: the comparison table, the real server started, queried over its REST API
+and stopped by PID, the saved views and links it prints, the experiments' kind and
+description (and their migration), run names, and the one-line failures (server down, bad
+port).  What a browser shows of it: tests/test_ui_browser.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -118,6 +122,18 @@ def test_compare_filters_and_metric_columns(store):
     assert bad.returncode == 2 and bad.stderr.startswith("error: no metric 'acc' in these runs")
 
 
+def test_compare_against_a_server_that_is_down_fails_fast_in_one_line(tmp_path):
+    (tmp_path / ".dvc").mkdir()
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    proc = nnstudies(tmp_path, "compare", MLFLOW_TRACKING_URI=uri)
+    took = time.monotonic() - started
+    assert proc.returncode == 2 and proc.stdout == "" and took < 30, (took, proc.stderr)
+    assert proc.stderr.startswith(f"error: MLflow tracking server {uri} is not reachable (")
+    assert proc.stderr.endswith(": start it, or unset MLFLOW_TRACKING_URI to read this repo's "
+                                "mlflow.db\n") and proc.stderr.count("\n") == 1
+
+
 def test_compare_and_ui_without_a_store_say_so(tmp_path):
     for command in (["compare"], ["ui", "--port", str(free_port())]):
         proc = nnstudies(tmp_path, *command)
@@ -158,6 +174,13 @@ def api(port: int, path: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
+def get_experiment(port: int, experiment_id: str) -> dict:
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get?experiment_id={experiment_id}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        experiment = json.loads(response.read())["experiment"]
+    return {**experiment, "tags": {t["key"]: t["value"] for t in experiment.get("tags", [])}}
+
+
 def test_ui_serves_the_pipeline_runs_on_loopback_and_stops_by_pid(store, tmp_path_factory):
     root, ids = store
     port = free_port()
@@ -190,7 +213,27 @@ def test_ui_serves_the_pipeline_runs_on_loopback_and_stops_by_pid(store, tmp_pat
         lin = next(r for r in found["runs"] if r["info"]["run_id"] == ids["lin-exp"])
         tags = {t["key"]: t["value"] for t in lin["data"]["tags"]}
         assert tags["dvc.stage"] == "train_kmnist@lin" and tags["dvc.exp_name"] == "wispy-pads"
-        assert "MLflow UI: http://127.0.0.1:" in log.read_text()
+
+        # It printed, per study, the runs view and the curves view: links into saved views.
+        base = f"http://127.0.0.1:{port}"
+        printed = log.read_text().splitlines()
+        assert printed[0].startswith(f"MLflow UI: {base}  (store sqlite:///{root / 'mlflow.db'};")
+        view = "viewStateShareKey=nnstudies&compareRunsMode={}&workflowType=machine_learning"
+        assert printed[1:5] == [
+            f"  {name} {what} {base}/#/experiments/{by_name[name]}/runs?{view.format(mode)}"
+            for name in ("kmnist-classifiers", "checkerboard-mlp")
+            for what, mode in (("runs:  ", "TABLE"), ("curves:", "CHART"))]
+        kmnist = get_experiment(port, by_name["kmnist-classifiers"])["tags"]
+        assert kmnist["mlflow.experimentKind"] == "custom_model_development"
+        assert kmnist["mlflow.note.content"].startswith("Study 1: KMNIST classifiers")
+        saved = json.loads(kmnist["mlflow.sharedViewState.nnstudies"])
+        assert saved["name"] == "nnstudies: key params and metrics"
+        state = json.loads(saved["state"])
+        assert state["searchFilter"] == "tags.`dvc.stage` LIKE 'train_kmnist@%'"
+        assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`test_accuracy`", False)
+        assert state["selectedColumns"][0] == "metrics.`test_accuracy`"
+        assert re.search(state["chartsSearchFilter"], "test_loss")
+        assert not re.search(state["chartsSearchFilter"], "parameters")
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and its worker, by process group
         try:
@@ -201,10 +244,89 @@ def test_ui_serves_the_pipeline_runs_on_loopback_and_stops_by_pid(store, tmp_pat
     assert not port_open(port)
 
 
-def test_ui_refuses_a_busy_port(store):
+def test_ui_refuses_a_busy_port_or_no_port_in_one_line(store):
     root, _ = store
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        proc = nnstudies(root, "ui", "--port", str(busy.getsockname()[1]))
-    assert proc.returncode == 2 and "is in use: pass --port" in proc.stderr
+        port = busy.getsockname()[1]
+        proc = nnstudies(root, "ui", "--port", str(port))
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == f"error: port {port} on 127.0.0.1 is in use: pass --port with a free one\n"
+    for port in ("99999", "0", "-1"):
+        proc = nnstudies(root, "ui", "--port", port)
+        assert (proc.returncode, proc.stdout) == (2, "")
+        assert proc.stderr == f"error: --port {port} is not a TCP port: pass one from 1 to 65535\n"
+
+
+def fake_runs(*params: dict) -> list:
+    return [SimpleNamespace(data=SimpleNamespace(params=p)) for p in params]
+
+
+def test_a_view_shows_the_key_params_and_every_param_that_differs():
+    from nnstudies import compare
+
+    runs = fake_runs({"hid": "4", "check.lr": "0.01", "check.seed": "0", "check.patience": "9",
+                      "tracking.required": "False"},
+                     {"hid": "4", "check.lr": "0.01", "check.seed": "1", "check.patience": "9",
+                      "tracking.required": "True"})
+    state = compare.view_state(compare.VIEWS["checkerboard-mlp"], runs)
+    assert state["selectedColumns"] == [
+        "metrics.`accuracy`", "metrics.`epochs_to_100`", "metrics.`restarts_succeeded`",
+        "metrics.`loss`", "metrics.`output_margin`",
+        "params.`check.lr`", "params.`check.seed`", "params.`hid`"]  # not patience, not tracking
+    assert state["columnOrder"] == state["selectedColumns"]  # the sort metric first
+    assert state["chartsSearchFilter"] == "^(accuracy|loss|restarts_at_100)$"
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An empty project folder whose runs log to its own mlflow.db."""
+    (tmp_path / ".dvc").mkdir()
+    for name in ("MLFLOW_TRACKING_URI", "NNSTUDIES_TRACKING", "NNSTUDIES_TRACKING_SYNC"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setenv("DVC_EXP_NAME", "")
+    return tmp_path
+
+
+def test_run_names_say_what_differs(project, monkeypatch):
+    run(["git", "init", "-q"], project)
+    (project / "params.yaml").write_text("hid: 6\ncheck:\n  lr: 0.01\n  seed: 0\n  cfg:\n    lr: 1\n")
+    run("git add params.yaml && git -c user.name=t -c user.email=t@t commit -qm p", project)
+    on = {"tracking": {"enabled": True, "required": False}}
+    names = {}
+    for label, exp, params in [("same", "", {"hid": 6, "check": {"lr": 0.01, "seed": 0}}),
+                               ("changed", "", {"hid": 8, "check": {"lr": 0.02, "seed": 0}}),
+                               ("clash", "", {"hid": 6, "check": {"lr": 0.02, "cfg": {"lr": 1}}}),
+                               ("exp", "hid8", {"hid": 8, "check": {"lr": 0.01, "seed": 0}})]:
+        monkeypatch.setenv("DVC_EXP_NAME", exp)
+        with tracking.start("check", "train_check", {**params, **on}) as r:
+            pass
+        names[label] = r.record_id
+    assert tracking.flush(project).failed == []
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    assert {k: landed_run(client, rid).data.tags["mlflow.runName"] for k, rid in names.items()} == {
+        "same": "train_check", "changed": "train_check [hid=8, lr=0.02]",
+        "clash": "train_check [check.lr=0.02]", "exp": "train_check (hid8)"}
+
+
+def test_the_sender_migrates_an_old_store_once(project):
+    """A store from before: a "report" experiment beside the studies, no kind, no description."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    old = {name: client.create_experiment(name) for name in ("report", "checkerboard-mlp")}
+    log_run(project, "kmnist", "train_kmnist@lin", {"test_accuracy": 0.7})  # a new experiment
+    assert tracking.flush(project).failed == []
+    experiments = {e.name: e for e in client.search_experiments()}
+    assert set(experiments) == {"Default", "report-builds", "checkerboard-mlp", "kmnist-classifiers"}
+    assert experiments["report-builds"].experiment_id == old["report"]  # renamed: runs kept
+    for name in ("report-builds", "checkerboard-mlp", "kmnist-classifiers"):
+        assert experiments[name].tags["mlflow.experimentKind"] == "custom_model_development"
+        assert experiments[name].tags["mlflow.note.content"] == (tracking.NOTES[name]
+                                                                 + tracking.NOTE_TAIL)
+    assert experiments["report-builds"].tags["mlflow.note.content"].startswith("Not a study:")
+    assert tracking.migrate_store(client) == []  # idempotent

@@ -118,7 +118,7 @@ class View:
 VIEWS = {
     "kmnist-classifiers": View(
         "train_kmnist@%", "test_accuracy",
-        ("test_accuracy", "test_loss", "train_loss", "parameters", "seconds_per_epoch"),
+        ("test_accuracy", "test_loss", "train_loss", "parameters"),
         ("kuzu.train.epochs", "kuzu.*.lr", "kuzu.full.hidden", "kuzu.conv.channels?", "kuzu.conv.fc"),
         ("test_accuracy", "test_loss", "train_loss")),
     "checkerboard-mlp": View(
@@ -152,10 +152,10 @@ def view_state(view: View, runs) -> dict:
             values.setdefault(key, set()).add(value)
     params = [k for k in sorted(values) if not k.startswith("tracking.") and
               (len(values[k]) > 1 or any(fnmatch.fnmatchcase(k, p) for p in view.params))]
+    columns = [column("metrics", m) for m in view.metrics] + [column("params", p) for p in params]
     return {"searchFilter": f"tags.`dvc.stage` LIKE '{view.stages}'",
             "orderByKey": column("metrics", view.sort), "orderByAsc": False,
-            "selectedColumns": [column("metrics", m) for m in view.metrics]
-                               + [column("params", p) for p in params],
+            "selectedColumns": columns, "columnOrder": columns,
             "chartsSearchFilter": f"^({'|'.join(view.curves)})$"}
 
 
@@ -234,12 +234,21 @@ def check_port_free(port: int) -> None:
 
 
 def serve(port: int) -> None:
-    """Replace this process with the MLflow server, so its PID and Ctrl-C are the server's."""
-    check_port_free(port)
+    """Replace this process with the MLflow server, so its PID and Ctrl-C are the server's.
+    When MLFLOW_TRACKING_URI is a server (a team's), that server is the UI: save the views
+    there and print its links; nothing is started."""
     root = tracking.repo_root()
+    uri = tracking.tracking_uri(root)
+    if uri.startswith(("http://", "https://")):
+        _require_server(uri)
+        flush_outbox(root)
+        base = uri.rstrip("/")
+        print(f"MLflow UI: {base}  (the tracking server in MLFLOW_TRACKING_URI; nothing started)",
+              *ui_lines(base, save_views(uri, root)), sep="\n", flush=True)
+        return
+    check_port_free(port)
     flush_outbox(root)
     command = ui_command(port, root)
-    uri = tracking.tracking_uri(root)
     base = f"http://127.0.0.1:{port}"
     lines = ui_lines(base, save_views(uri, root))
     print(f"MLflow UI: {base}  (store {uri}; ready in a few seconds; Ctrl-C stops it)",

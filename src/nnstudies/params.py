@@ -10,6 +10,7 @@ caught by whichever stage runs first.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -96,6 +97,19 @@ class Text:
 
 
 @dataclass(frozen=True)
+class Match:
+    """A string matching a regular expression; ``text`` says what it allows."""
+    pattern: str
+    text: str
+
+    def check(self, value):
+        return value if isinstance(value, str) and re.fullmatch(self.pattern, value) else None
+
+    def allowed(self):
+        return self.text
+
+
+@dataclass(frozen=True)
 class List:
     item: Any
     length: int | None = None
@@ -135,6 +149,9 @@ _SGD = {"lr": Float(0.0, lo_open=True), "momentum": Float(0.0, 1.0)}
 # restart's final eval metrics (error, final: ceilings; separation: a floor).
 _SEQ_TASK = {"model": Choice(("srn", "lstm")), "hid": Int(1, 64), "epochs": Int(1)}
 _RATE = Float(0.0, 1.0)
+# A sweep: sizes (deduplicated, in order) x seeds 0..seeds-1, one run per point.
+_HIDS = List(Int(1, 64))
+_SWEEP_SEQ_TASK = {"hids": _HIDS, "epochs": Int(1, 10**7)}
 
 SCHEMA: dict = {
     "profile": Text(),  # a profiles/<name>.yaml; gates.yaml must have its bounds
@@ -206,6 +223,15 @@ SCHEMA: dict = {
             "num_sequences": Int(1, 1000),
             "epoch": {"reber": Int(0), "anbn": Int(0), "anbncn": Int(0), "ereber": Int(0)},
         },
+    },
+    "sweep": {
+        "scheduler": Match(r"local|(tcp|tls)://\S+:\d+",
+                           "'local' or a Dask scheduler address such as tcp://host:8786"),
+        "workers": Int(0, 1024),  # local only; 0: one per core
+        "check": {"hids": _HIDS, "seeds": Int(1, 100000), "max_epochs": Int(1)},
+        "seq": {"seeds": Int(1, 100000), "eval_every": Int(1),
+                "reber": dict(_SWEEP_SEQ_TASK), "anbn": dict(_SWEEP_SEQ_TASK),
+                "anbncn": dict(_SWEEP_SEQ_TASK)},
     },
     "report": {"title": Text()},
 }

@@ -4,10 +4,11 @@
   The root comes from ``DVC_ROOT`` when DVC runs the stage; a queued experiment runs in a
   temp copy under ``<main repo>/.dvc/tmp/exps/``, so the main repo above it is used instead.
 - ``MLFLOW_TRACKING_URI`` overrides the store (e.g. a tracking server).
-- One MLflow experiment per study; tags ``dvc.stage``, ``dvc.exp_name``, ``dvc.baseline_rev``
-  and the git commit.  The report stage's runs go to ``report-builds``, described (like each
-  study) in the experiment's description; a run's name says what differs: the stage and the
-  DVC experiment, or the params that differ from the committed params.yaml.
+- One MLflow experiment per study; tags ``dvc.stage``, ``dvc.exp_name``, ``dvc.baseline_rev``,
+  the git commit and ``host`` (the machine that ran the stage).  The report stage's runs go
+  to ``report-builds``, described (like each study) in the experiment's description; a run's
+  name says what differs: the stage and the DVC experiment, or the params that differ from
+  the committed params.yaml.
 - ``NNSTUDIES_TRACKING=off`` (unit tests) or ``tracking.enabled: false`` switches logging off.
 
 The outbox: importing mlflow and opening its store costs a stage seconds, so when a tracking
@@ -34,6 +35,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +74,7 @@ NOTE_TAIL = (" A run is named after its stage and DVC experiment, or the params 
 # that `nnstudies ui` prints carry `workflowType=machine_learning` (docs/compare.md).
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 RECORD_TAG = "nnstudies.record"
+PARENT_TAG = "nnstudies.parent_record"  # on a child run: its parent's record id
 _SENDERS: list[subprocess.Popen] = []  # held so that no "still running" warning fires on exit
 
 
@@ -115,7 +118,8 @@ def _git_commit(root: Path) -> str:
 
 def _run_name(stage: str, exp_name: str, params: dict, root: Path) -> str:
     """What tells this run from the stage's others: ``stage (exp name)`` for a DVC experiment,
-    else ``stage [key=value, ...]`` with the params that differ from HEAD's params.yaml."""
+    else ``stage [key=value, ...]`` with the params that differ from HEAD's params.yaml, each
+    key by the shortest dotted suffix that names it among the stage's params (``lr=0.05``)."""
     if exp_name:
         return f"{stage} ({exp_name})"
     try:
@@ -130,7 +134,13 @@ def _run_name(stage: str, exp_name: str, params: dict, root: Path) -> str:
         committed = flatten(parse(text, "HEAD:params.yaml") or {}) if text else {}
     except (UserError, AttributeError):  # a committed params.yaml that is no YAML mapping
         committed = {}
-    changed = [f"{k}={v}" for k, v in params.items() if k in committed and committed[k] != v]
+
+    def short(key: str) -> str:
+        parts = key.split(".")
+        return next((s for s in (".".join(parts[i:]) for i in range(len(parts) - 1, -1, -1))
+                     if not any(k != key and (k == s or k.endswith("." + s)) for k in params)), key)
+
+    changed = [f"{short(k)}={v}" for k, v in params.items() if k in committed and committed[k] != v]
     if not changed:
         return stage
     return f"{stage} [{', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}]"
@@ -233,6 +243,7 @@ class Run:
         self._metrics: list[tuple[str, float, int, int]] = []
         self._artifacts: list[tuple[Path, str | None]] = []
         self._tags: dict[str, str] = {}
+        self._children: list[dict] = []
 
     # -- what a stage calls -------------------------------------------------
     def log_metrics(self, values: dict, step: int | None = None) -> None:
@@ -249,6 +260,20 @@ class Run:
 
     def set_tags(self, tags: dict) -> None:
         self._tags.update({k: str(v) for k, v in tags.items()})
+
+    def log_child(self, name: str, params: dict, metrics: dict, tags: dict | None = None,
+                  start_ms: int | None = None, end_ms: int | None = None) -> None:
+        """A nested run (e.g. one point of a sweep), MLflow tag ``mlflow.parentRunId`` = this
+        run.  It travels in this run's record, because its parent's run id exists only once
+        the record is sent; the sender creates it after the parent, FINISHED."""
+        from nnstudies.params import flatten
+
+        now = int(time.time() * 1000)
+        self._children.append({
+            "name": name, "params": {k: str(v)[:6000] for k, v in flatten(params).items()},
+            "metrics": {k: float(v) for k, v in metrics.items()},
+            "tags": {k: str(v) for k, v in (tags or {}).items()},
+            "start_ms": start_ms or now, "end_ms": end_ms or now})
 
     # -- lifecycle ----------------------------------------------------------
     def __enter__(self) -> "Run":
@@ -307,13 +332,14 @@ class Run:
         params = flatten(self.params)
         tags = {"dvc.stage": self.stage, "dvc.exp_name": exp_name,
                 "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
-                "mlflow.source.git.commit": _git_commit(root),
+                "mlflow.source.git.commit": _git_commit(root), "host": socket.gethostname(),
                 "mlflow.runName": _run_name(self.stage, exp_name, params, root),
                 **self._tags, RECORD_TAG: self.record_id}
         record = {"id": self.record_id, "uri": uri, "experiment": STUDIES.get(self.study, self.study),
                   "params": {k: str(v)[:6000] for k, v in params.items()},
                   "metrics": self._metrics, "tags": tags, "artifacts": artifacts,
-                  "start_ms": self._started_ms, "end_ms": ended_ms, "status": status}
+                  "start_ms": self._started_ms, "end_ms": ended_ms, "status": status,
+                  "children": self._children}
         (draft / "record.json").write_text(json.dumps(record))
         return draft
 
@@ -527,6 +553,9 @@ def _send_record(client, path: Path, root: Path) -> str:
         if run.info.status != "RUNNING":
             return run.info.run_id
         _retry(lambda: client.delete_run(run.info.run_id))
+        for child in _retry(lambda: client.search_runs(  # its children, sent before it ends
+                [experiment_id], f"tags.`{PARENT_TAG}` = '{rec['id']}'")):
+            _retry(lambda child=child: client.delete_run(child.info.run_id))
     run_id = _retry(lambda: client.create_run(experiment_id, start_time=rec["start_ms"],
                                               tags=rec["tags"])).info.run_id
     params = [Param(k, v) for k, v in rec["params"].items()]
@@ -538,9 +567,27 @@ def _send_record(client, path: Path, root: Path) -> str:
         _retry(lambda i=i: client.log_batch(run_id, metrics=metrics[i:i + 1000]))
     for copy, subdir in rec["artifacts"]:
         client.log_artifact(run_id, str(path / copy), subdir)
+    for i, child in enumerate(rec.get("children", [])):
+        _send_child(client, experiment_id, run_id, rec, i, child)
     with contextlib.redirect_stdout(io.StringIO()):  # not our output: a server's run links
         _retry(lambda: client.set_terminated(run_id, rec["status"], end_time=rec["end_ms"]))
     return run_id
+
+
+def _send_child(client, experiment_id: str, parent_id: str, rec: dict, i: int, child: dict) -> None:
+    """One nested run under ``parent_id``, with the parent's DVC and git tags."""
+    from mlflow.entities import Metric, Param
+
+    tags = {**{k: v for k, v in rec["tags"].items() if k not in ("mlflow.runName", RECORD_TAG)},
+            **child["tags"], "mlflow.parentRunId": parent_id, "mlflow.runName": child["name"],
+            RECORD_TAG: f"{rec['id']}/{i}", PARENT_TAG: rec["id"]}
+    run_id = _retry(lambda: client.create_run(experiment_id, start_time=child["start_ms"],
+                                              tags=tags)).info.run_id
+    params = [Param(k, v) for k, v in child["params"].items()]
+    metrics = [Metric(k, v, child["end_ms"], 0) for k, v in child["metrics"].items()]
+    _retry(lambda: client.log_batch(run_id, params=params[:100], metrics=metrics[:1000]))
+    with contextlib.redirect_stdout(io.StringIO()):
+        _retry(lambda: client.set_terminated(run_id, "FINISHED", end_time=child["end_ms"]))
 
 
 def _one_line(err: Exception) -> str:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from nnstudies import atomic
-from nnstudies.report import checker, document, kmnist, recurrent, summary, targets
+from nnstudies.report import checker, document, kmnist, recurrent, summary, sweeps, targets
 from nnstudies.report.document import Heading, Para, Table
 
 
@@ -42,6 +42,7 @@ def build(root: Path, metrics_dir: Path, plots_dir: Path, gates_path: Path, para
     blocks += kmnist.section(metrics_dir, plots_dir, course)
     blocks += checker.section(metrics_dir, plots_dir, course)
     blocks += recurrent.section(metrics_dir, plots_dir, course)
+    blocks += sweeps.section(metrics_dir, plots_dir)
     blocks += summary.section(root, params_path, fetch, profile)
     return blocks
 

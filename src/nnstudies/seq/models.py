@@ -51,9 +51,13 @@ class Stacked(nn.Module):
         return one
 
     def run(self, x: torch.Tensor, kernel: str = "fused"):
-        """(hidden, logits) from the fused kernel or the per-step loop."""
+        """(hidden, logits) from the fused kernel, the compiled one or the per-step loop."""
         if kernel == "fused":
             return self(x)
+        if kernel == "compiled":
+            from nnstudies.seq import compiled  # numba, imported when used
+
+            return compiled.forward(self, x)
         logits, units = self.unrolled(x)
         return units["hidden"], logits
 
