@@ -3,9 +3,11 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_sweep.py --json benchmarks/bench_sweep.json
 
 1. serial: every point one after another in this process (cluster.run_serial, no Dask).
-2. LocalCluster, 2 single-threaded worker processes: started (timed apart), warmed up (each
-   worker imports torch once), then the same points through cluster.run.  Ratio = serial wall
-   / Dask wall (2 on 2 idle cores at best); the results must be identical.
+2. LocalCluster, 2 single-threaded worker processes: started (timed apart), warmed up as the
+   serial process is (a tiny point each: torch and its optimiser's lazy imports), then the
+   same points through cluster.run.  Ratio = serial wall / Dask wall (2 on 2 idle cores at
+   best); the results must be identical.  The points' CPU time over their wall time on the
+   workers says how much of the cores they got: on a shared machine, less than 100%.
 3. Dask's cost per point: (a) the worker time a point costs beyond its own computation,
    (workers x wall - sum of the points' own seconds) / points, which includes scheduling,
    (de)serialisation, the result's trip back and any idle tail; (b) the round trip of no-op
@@ -47,6 +49,7 @@ def main():
     print(f"{n} points: hid {args.hids} x {args.seeds} seeds, max_epochs {args.max_epochs}", flush=True)
 
     load_before = os.getloadavg()[0]
+    cluster.call(jobs[0].fn, {**jobs[0].point, "max_epochs": 2})  # warm, as the workers below
     clock = time.perf_counter()
     serial = cluster.run_serial(jobs, "serial")
     serial_s = time.perf_counter() - clock
@@ -54,7 +57,9 @@ def main():
     clock = time.perf_counter()
     with cluster.connect("local", args.workers) as client:
         startup_s = time.perf_counter() - clock
-        client.run(lambda: __import__("torch") and None)  # warm: torch imported in each worker
+        # Warm each worker as the serial run's process is warm by then: torch imported, and its
+        # optimiser's lazy imports done by a first (tiny) run.
+        client.run(cluster.call, jobs[0].fn, {**jobs[0].point, "max_epochs": 2})
         clock = time.perf_counter()
         dask = cluster.run(client, jobs, "dask")
         dask_s = time.perf_counter() - clock
@@ -85,6 +90,7 @@ def main():
             ("ratio", f"{out['ratio']:.2f}x"), ("cluster startup (not in the wall)", f"{startup_s:.1f} s"),
             ("points' own wall time, serial / on workers", f"{point_s['serial']:.1f} s / {point_s['dask']:.1f} s"),
             ("points' CPU time, serial / on workers", f"{cpu_s['serial']:.1f} s / {cpu_s['dask']:.1f} s"),
+            ("CPU share the workers got while in a point", f"{out['worker_cpu_share']:.0%}"),
             ("load average (1 min) before / after", f"{load_before:.1f} / {out['load_1min_after']:.1f}"),
             ("worker time per point beyond the point", f"{out['overhead_per_point_ms']:.0f} ms"),
             (f"no-op point round trip ({args.noop_points} points)", f"{out['noop_round_trip_ms']:.1f} ms")]

@@ -112,7 +112,8 @@ def section(metrics_dir: Path, plots_dir: Path) -> list:
              f"epochs). Recurrent nets (SRN): {seq['seeds']} seeds per size; "
              + "; ".join(f"{label}: {seq[t]['epochs']:,} epochs, success = {_bounds(seq[t]['success'])}"
                          for t, label in SEQ_TASKS.items())
-             + " on the evaluation set after the last epoch."),
+             + f" on the evaluation set after the last epoch; epochs to success: the first "
+               f"evaluation (every {seq['eval_every']:,} epochs) at which they held."),
         Para(answer("Checkerboard MLP", check["sizes"]) + " "
              + single_run_text(check["sizes"], trained)),
     ]

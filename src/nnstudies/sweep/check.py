@@ -1,8 +1,8 @@
 """Sweep points of Study 2: the checkerboard MLP, one course-style run per (hid, seed).
 
 Point (hid, seed) is ``checker.train.train`` on a one-restart StackedMLP started from
-generator seed ``seed * 10000``: exactly restart 0 of `train_check` with ``check.seed = seed``
-and ``hid``, with the `check` settings and the sweep's epoch budget.
+generator seed ``seed * 10000``: exactly `train_check` with ``check.seed = seed``,
+``check.restarts = 1`` and ``hid``, with the `check` settings and the sweep's epoch budget.
 """
 
 from __future__ import annotations
