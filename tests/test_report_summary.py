@@ -19,6 +19,9 @@ def test_code_version_skips_results_commits(tmp_path):
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
     commit(tmp_path, "results")
     assert summary.code_version(tmp_path)["commit"] == code
+    (tmp_path / "README.md").write_text("docs")
+    commit(tmp_path, "docs")  # not an input of the results either
+    assert summary.code_version(tmp_path)["commit"] == code
     (tmp_path / "metrics" / "a.json").write_text('{"acc": 1}')  # a rerun's results: not dirty
     assert summary.code_version(tmp_path)["dirty"] is False
     (tmp_path / "params.yaml").write_text("hid: 5\n")  # an input changed: dirty

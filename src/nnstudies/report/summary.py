@@ -28,17 +28,18 @@ def params_diff(root: Path, params_path: Path) -> list[tuple[str, str, str]]:
             for k in keys if committed.get(k) != used.get(k)]
 
 
-# What the pipeline writes: committing these after a run changes no input of the run, so the
-# commit that made a report is the last one that touched anything else.
-RESULTS = ("dvc.lock", "metrics", "plots", "reports")
+# What the pipeline's results are made from (dvc.yaml's deps and params live here): the commit
+# behind a report is the last one that touched these.  Committing the results afterwards, or a
+# test, doc or README, changes none of them, so a regeneration in a fresh clone names the same.
+INPUTS = ("src", "stages", "params.yaml", "dvc.yaml", "gates.yaml", "data")
 
 
 def code_version(root: Path) -> dict:
     """The commit of the code, params and data behind the results, and whether the work tree
-    differs from it outside the results.  A regeneration in a fresh clone names the same."""
-    outside = ["--", ".", *(f":(exclude){path}" for path in RESULTS)]
-    commit = _git(root, "log", "-1", "--format=%H", *outside) or _git(root, "rev-parse", "HEAD")
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no", *outside))
+    differs from it in any of them."""
+    inputs = ["--", *INPUTS]
+    commit = _git(root, "log", "-1", "--format=%H", *inputs) or _git(root, "rev-parse", "HEAD")
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no", *inputs))
     return {
         "commit": commit or "unknown",
         "dirty": dirty,
