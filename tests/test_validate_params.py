@@ -54,7 +54,7 @@ def test_bad_value_through_dvc_exp_run_keeps_every_result(repo):
     """`dvc exp run -S` with a bad value stops at validate_params: no result is deleted, and
     the line says how to get the committed params.yaml back."""
     run(["dvc", "repro", "hand_check"], repo, NNSTUDIES_TRACKING="off")
-    run("git add -A && git -c user.name=t -c user.email=t@t commit -qm results", repo)
+    run("git add -A && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m results", repo)
     before = tree(repo)
     assert "metrics/hand_check.json" in before and "data/params.ok" in before
     proc = run(["dvc", "exp", "run", "-S", "hand.scale=-1"], repo, check=False,
@@ -80,7 +80,7 @@ def test_runtime_failure_names_the_command_that_restores_the_results(repo):
     import socket
 
     run(["dvc", "repro", "fetch_kmnist"], repo, NNSTUDIES_TRACKING="off")
-    run("git add -A && git -c user.name=t -c user.email=t@t commit -qm results", repo)
+    run("git add -A && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m results", repo)
     good = tree(repo, ("metrics", "data/kmnist"))
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
