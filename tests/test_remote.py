@@ -18,7 +18,7 @@ from test_tracking_server import background, free_port
 
 pytestmark = pytest.mark.pipeline
 
-STAGES = ["fetch_kmnist", "train_kmnist@lin"]
+STAGES = ["validate_params", "fetch_kmnist", "train_kmnist@lin"]  # and what they depend on
 S3_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
           "AWS_DEFAULT_REGION": "us-east-1"}
 
