@@ -1,0 +1,39 @@
+"""What a study's stage function returns: every output of one stage, as data.
+
+Study packages build an :class:`Outputs` and never write files, log to MLflow or read
+params.yaml themselves: :mod:`nnstudies.stage` does that, the same way for every stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+
+@dataclass
+class Outputs:
+    """One stage's outputs.  Paths under ``files`` are relative to the stage's plots folder.
+
+    - ``metrics``: what is gated or compared (numbers, nested dicts allowed), written to
+      ``metrics/<stage>.json`` and logged to MLflow flattened (``a.b``).
+    - ``results``: every fact the report shows (settings used, tables, excerpts, per-restart
+      detail), ``results/<stage>.json``; JSON-serialisable.
+    - ``files``: name -> a pandas DataFrame (CSV), a str (text) or a matplotlib figure (PNG,
+      closed once saved); a dict, or an iterable of (name, value) pairs such as a generator,
+      consumed in order, so that only one figure is open at a time.
+    - ``models``: path (relative to the repository root) -> an object for ``torch.save``.
+    - ``timings``: clock readings, logged to MLflow only (metrics files are what code and
+      params determine, so they never hold one).
+    - ``step``: the MLflow step of the final metrics (e.g. the last epoch).
+    """
+
+    metrics: dict
+    results: dict = field(default_factory=dict)
+    files: dict[str, Any] | Iterable[tuple[str, Any]] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    step: int | None = None
+
+
+# What a stage function may call back while it runs: per-epoch numbers for MLflow's curves.
+LogMetrics = Callable[[dict, int], None]

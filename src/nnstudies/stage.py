@@ -1,0 +1,193 @@
+"""The one skeleton every stage runs: params -> study function -> outputs, MLflow run.
+
+A stage script is a few lines: the params groups it reads (exactly its dvc.yaml ``params:``,
+``{item}`` for a foreach item) and a function from validated params to
+:class:`~nnstudies.outputs.Outputs`::
+
+    PARAMS = ["tracking", "kmnist.train", "kmnist.{item}"]
+
+    def produce(p, ctx):
+        return train.stage(p["kmnist"]["train"], p["kmnist"][ctx.item], ...)
+
+    if __name__ == "__main__":
+        stage.main("train_kmnist", "kmnist", PARAMS, produce, items=("lin", "full", "conv"))
+
+This module does the rest, the same way for every stage: the command line, params loading
+and validation, threads, the tracking run, flattening metrics for MLflow, writing every
+output atomically at the path :mod:`nnstudies.layout` gives it (nothing before the study
+function has succeeded, nothing outside the stage's outputs), and artifact logging.  Tests
+call :func:`run` in process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple, Sequence
+
+from nnstudies import atomic, cli, layout, params, tracking
+from nnstudies.outputs import Outputs
+from nnstudies.progress import Progress
+
+
+class Table(NamedTuple):
+    """A CSV file without pandas: a header and rows of values."""
+    header: Sequence[str]
+    rows: Iterable[Sequence]
+
+
+@dataclass
+class Context:
+    """What a stage function gets besides its params."""
+    stage: str                      # as dvc.yaml names it, e.g. train_kmnist@lin
+    item: str | None                # the foreach item, e.g. lin
+    root: Path                      # the repository root (inputs are read relative to it)
+    run: tracking.Run | None = field(default=None, repr=False)
+
+    def log_metrics(self, values: dict, step: int) -> None:
+        """Per-epoch numbers: MLflow curves (and nothing else: not the metrics file)."""
+        if self.run is not None:
+            self.run.log_metrics(loggable(values), step=step)
+
+    def progress(self, total: int, unit: str = "epoch") -> Progress:
+        return Progress(self.stage, total, unit)
+
+    def path(self, relative: str | Path) -> Path:
+        return self.root / relative
+
+
+Produce = Callable[[dict, Context], Outputs]
+
+
+def main(name: str, study: str, groups: Sequence[str], produce: Produce, *,
+         items: Sequence[str] | None = None, threads: int | None = None) -> None:
+    """The entry point of ``stages/<name>.py``: ``python stages/<name>.py [ITEM]``."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__)
+    if items is not None:
+        parser.add_argument("item", choices=list(items))
+    args = parser.parse_args()
+    stage = f"{name}@{args.item}" if items is not None else name
+    cli.run(lambda: run(stage, study, groups, produce, threads=threads) and None)
+
+
+def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
+        root: str | Path = ".", threads: int | None = None) -> Outputs:
+    """Run one stage in process: load and check params, produce, write, track.
+
+    ``threads``: torch (and numba) threads; None honours OMP_NUM_THREADS.
+    """
+    root = Path(root)
+    item = stage.partition("@")[2] or None
+    p = params.load([g.format(item=item) for g in groups], root / "params.yaml")
+    _set_threads(threads)
+    with tracking.start(study, stage, p) as tracked:
+        ctx = Context(stage, item, root, tracked if tracked.enabled else None)
+        out = produce(p, ctx)
+        written = write(stage, out, root)
+        tracked.log_metrics({**loggable(out.metrics), **loggable(out.timings)}, step=out.step)
+        for path in written:
+            rel = path.relative_to(root)
+            if path.is_file() and rel.parts[0] != "models":
+                tracked.log_artifact(path, str(rel.parent))
+    return out
+
+
+def write(stage: str, out: Outputs, root: Path) -> list[Path]:
+    """Write every output of ``out`` where the layout puts it; return the paths written."""
+    folder = root / layout.plots(stage)
+    files = out.files.items() if isinstance(out.files, dict) else out.files
+    written: list[Path] = []
+    # The plots folder is the stage's alone: emptied first, so that nothing of a previous run
+    # with other params (a figure of another width, say) lingers beside the new files.
+    shutil.rmtree(folder, ignore_errors=True)
+    for name, value in files:
+        path = folder / name
+        _write_file(path, value() if callable(value) else value)
+        written.append(path)
+    for rel, obj in out.models.items():
+        _check_owned(stage, rel)
+        atomic.save_torch(obj, root / rel)
+        written.append(root / rel)
+    results = {**out.results, "environment": environment()}
+    atomic.write_json(root / layout.results(stage), _plain(results))
+    atomic.write_json(root / layout.metrics(stage), _plain(out.metrics))
+    return written + [root / layout.results(stage), root / layout.metrics(stage)]
+
+
+def _write_file(path: Path, value) -> None:
+    if isinstance(value, str):
+        atomic.write_text(path, value)
+    elif isinstance(value, Table):
+        atomic.write_csv(path, value.header, value.rows)
+    elif type(value).__module__.startswith("pandas"):
+        with atomic.atomic_path(path) as tmp:
+            value.to_csv(tmp, index=False, lineterminator="\n")
+    elif hasattr(value, "savefig"):
+        atomic.save_figure(value, path)
+    else:
+        raise TypeError(f"{path}: cannot write a {type(value).__name__}")
+
+
+def _check_owned(stage: str, rel: str | Path) -> None:
+    if not layout.owns(stage, rel):
+        raise ValueError(f"{stage} may not write {rel}: not one of its outputs in layout.outs")
+
+
+def loggable(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """Nested metrics -> {"a.b": float} for MLflow: bools as 0/1; text, lists and None skipped
+    (they are facts for the results file, not numbers to chart)."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(loggable(value, name + "."))
+        elif isinstance(value, (bool, int, float)) or hasattr(value, "__float__"):
+            if not isinstance(value, (str, bytes)):
+                flat[name] = float(value)
+    return flat
+
+
+def _plain(value):
+    """JSON-ready: numpy scalars and arrays to Python numbers and lists, NaN to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def environment() -> dict:
+    """What shaped the numbers' last digits: library versions and thread counts."""
+    import platform
+
+    env = {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()}
+    for lib in ("numpy", "torch", "numba"):
+        module = sys.modules.get(lib)
+        if module is not None:
+            env[lib] = module.__version__
+    if "torch" in sys.modules:
+        env["threads"] = sys.modules["torch"].get_num_threads()
+    return env
+
+
+def _set_threads(threads: int | None) -> None:
+    if "torch" in sys.modules:
+        if threads is None:
+            cli.torch_threads()
+        else:
+            sys.modules["torch"].set_num_threads(threads)
+    if threads is not None and "numba" in sys.modules:
+        sys.modules["numba"].set_num_threads(threads)
+
+
+def read_json(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
