@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from nnstudies import cli, kmnist
-from nnstudies.kuzu.train import fit, pick_device, tensor_batches
+from nnstudies import cli
+from nnstudies.kmnist import data as kmnist
+from nnstudies.kmnist.train import fit, pick_device, tensor_batches
 
 
 def course_loaders(data_dir: Path, root: Path, batch_size: int, test_batch_size: int):

@@ -24,7 +24,7 @@ import platform
 import time
 
 from nnstudies import cli, params
-from nnstudies.sweep import check, cluster
+from nnstudies.sweep import checker, cluster
 
 
 def noop(point: dict) -> dict:
@@ -41,10 +41,10 @@ def main():
     parser.add_argument("--json")
     args = parser.parse_args()
     cli.torch_threads()
-    p = params.load(check.KEYS)  # the course settings of `check`
-    p["sweep"]["check"] = {"hids": [int(h) for h in args.hids.split(",")], "seeds": args.seeds,
+    p = params.load(checker.KEYS)  # the course settings of `checker.train`
+    p["sweep"]["checker"] = {"hids": [int(h) for h in args.hids.split(",")], "seeds": args.seeds,
                            "max_epochs": args.max_epochs}
-    jobs = check.jobs(p)
+    jobs = checker.jobs(p)
     n = len(jobs)
     print(f"{n} points: hid {args.hids} x {args.seeds} seeds, max_epochs {args.max_epochs}", flush=True)
 

@@ -15,11 +15,12 @@ import subprocess
 import sys
 import time
 
+import numba
 import numpy as np
 import torch
 
 from nnstudies import params
-from nnstudies.seq import compiled, languages, models, stage_args, train
+from nnstudies.seq import compiled, languages, models, train
 
 TASKS = ("reber", "anbn", "anbncn", "ereber")
 
@@ -46,7 +47,8 @@ def main():
     parser.add_argument("--restarts", type=int, default=16)
     parser.add_argument("--busy", action="store_true", help="one busy process beside it")
     args = parser.parse_args()
-    stage_args.one_thread()
+    torch.set_num_threads(1)  # as the stages (stage.main threads=1; docs/seq.md, One thread)
+    numba.set_num_threads(1)
     p = params.load(["seq.train.init", *(f"seq.{t}" for t in TASKS)])["seq"]
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
     try:
@@ -55,7 +57,7 @@ def main():
         print("task    model     compiled    fused     loop   fused/compiled  loop/compiled")
         for name in TASKS:
             task = p[name]
-            grammar = languages.generate(name, 0, args.epochs + 1, 1)
+            grammar = languages.generate(name, 0, args.epochs + 1, 1, 1)
             seconds_per_1000("compiled", task, grammar, args.restarts, 2, p["train"]["init"])
             s = {kernel: seconds_per_1000(kernel, task, grammar, args.restarts, args.epochs,
                                           p["train"]["init"])

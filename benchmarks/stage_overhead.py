@@ -1,10 +1,10 @@
 """What a stage pays for its MLflow run: sent by the stage itself vs through the outbox.
 
-In a temp copy of the repo (its own sqlite store), runs hand_check, make_grammar (reber) and
+In a temp copy of the repo (its own sqlite store), runs hand_checker, make_seq (reber) and
 fetch_kmnist (on data/samples/kmnist-holdout) as subprocesses, the old way
 (NNSTUDIES_TRACKING_SYNC=1: the stage imports mlflow and sends its run before it exits) and
 through the outbox (the stage records its run and leaves sending to a detached sender),
-alternating, REPEATS times each; then `dvc repro -f hand_check` both ways.  Prints the median
+alternating, REPEATS times each; then `dvc repro -f hand_checker` both ways.  Prints the median
 wall seconds and the ratio.  Between two timed runs the background senders are waited for
 (`python -m nnstudies.tracking flush`, timed apart: it is off the stage's path), so that
 one run's sender does not slow the next run down.
@@ -27,9 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = {
-    "hand_check": ["stages/hand_check.py", "--metrics", "out/hand_check.json", "--plots", "out/hand"],
-    "make_grammar@reber": ["stages/make_grammar.py", "reber", "--out", "out/reber.npz",
-                           "--metrics", "out/reber.json"],
+    "hand_checker": ["stages/hand_checker.py"],
+    "make_seq@reber": ["stages/make_seq.py", "reber"],
     "fetch_kmnist": ["stages/fetch_kmnist.py", "--out", "out/kmnist", "--metrics", "out/fetch.json"],
 }
 MODES = {"sync": {"NNSTUDIES_TRACKING_SYNC": "1"}, "outbox": {"NNSTUDIES_TRACKING_SYNC": "0"}}
@@ -99,7 +98,7 @@ def main():
         repo = copy_repo(Path(tmp))
         for name, cmd in STAGES.items():
             rows.append(measure(repo, name, [sys.executable, *cmd], args.repeats))
-        rows.append(measure(repo, "dvc repro -f hand_check", ["dvc", "repro", "-f", "hand_check"],
+        rows.append(measure(repo, "dvc repro -f hand_checker", ["dvc", "repro", "-f", "hand_checker"],
                             args.repeats))
     print(f"median wall seconds of {args.repeats} runs ({os.cpu_count()} cores, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')})")

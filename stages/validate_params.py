@@ -13,10 +13,10 @@ from pathlib import Path
 
 from nnstudies import atomic, cli, params
 from nnstudies.errors import UserError
-from nnstudies.kmnist import OFFICIAL
-from nnstudies.kuzu.sizes import check_memory
+from nnstudies.kmnist.data import OFFICIAL
+from nnstudies.kmnist.sizes import check_memory
 from nnstudies.seq.languages import LANGUAGES
-from nnstudies.seq.languages import check_memory as check_grammar_memory
+from nnstudies.seq.languages import check_memory as check_seq_memory
 
 RESTORE = ("nothing was run or removed; fix params.yaml, or `git checkout params.yaml` for the "
            "committed values")
@@ -29,28 +29,28 @@ def check_across_keys(p: dict) -> None:
             and not Path(source).is_dir():
         raise UserError(f"params.yaml: kmnist.source = {source!r}: no such directory (allowed: "
                         "'official', a directory or an http(s) URL with the four gz files and MD5SUMS)")
-    train = p["kuzu"]["train"]
+    train = p["kmnist"]["train"]
     for net in ("lin", "full", "conv"):
-        sizes = {k: v for k, v in p["kuzu"][net].items() if k not in ("lr", "momentum")}
+        sizes = {k: v for k, v in p["kmnist"][net].items() if k not in ("lr", "momentum")}
         check_memory(net, sizes, train["batch_size"], train["test_batch_size"])
-    g = p["grammar"]
+    g = p["seq"]["grammar"]
+    held_out = g["validation_sequences"] + g["test_sequences"]
     for lang in LANGUAGES:
-        check_grammar_memory(lang, g["train_sequences"], g["eval_sequences"], g["max_n"],
-                             g["reber_min_length"])
+        check_seq_memory(lang, g["train_sequences"], held_out, g["max_n"], g["reber_min_length"])
     for task, sweep in p["sweep"]["seq"].items():  # sweep_seq makes epochs + 1 sequences
         if task in LANGUAGES:
             try:
-                check_grammar_memory(task, sweep["epochs"] + 1, g["eval_sequences"], g["max_n"],
-                                     g["reber_min_length"])
+                check_seq_memory(task, sweep["epochs"] + 1, g["validation_sequences"] + 1,
+                                 g["max_n"], g["reber_min_length"])
             except UserError as exc:
                 raise UserError(f"params.yaml: sweep.seq.{task}.epochs = {sweep['epochs']} is too "
-                                f"many for the sweep's grammar: {exc}") from None
+                                f"many for the sweep's sequences: {exc}") from None
     available = g["train_sequences"]
-    for task in ("reber", "anbn", "anbncn", "ereber"):
+    for task in LANGUAGES:  # a train_seq task is its language
         epochs = p["seq"][task]["epochs"]
         if epochs + 1 > available:
             raise UserError(f"params.yaml: seq.{task}.epochs = {epochs} needs {epochs + 1} training "
-                            f"sequences, grammar.train_sequences is {available} (raise it)")
+                            f"sequences, seq.grammar.train_sequences is {available} (raise it)")
 
 
 def main():

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
+from unittest.mock import ANY
 
 import pytest
 
@@ -60,7 +61,7 @@ def store(tmp_path_factory):
                                exp="wispy-pads"),
             "conv": log_run(root, "kmnist", "train_kmnist@conv",
                             {"test_accuracy": 0.93, "test_loss": 0.25}),
-            "check": log_run(root, "check", "train_check", {"accuracy": 1.0}),
+            "check": log_run(root, "checker", "train_checker", {"accuracy": 1.0}),
         }
     assert tracking.flush(root).failed == []
     return root, run_ids(root, records)
@@ -71,24 +72,39 @@ def nnstudies(root: Path, *args: str, **kw):
                DVC_ROOT=root, **kw)
 
 
+def tables(stdout: str) -> dict[str, list[list[str]]]:
+    """`nnstudies compare`'s output: {study: [header cells, row cells, ...]} (no rule line)."""
+    out, study = {}, None
+    for line in stdout.splitlines():
+        if line and not line.startswith("|"):
+            study = line.split(" (")[0]
+            out[study] = []
+        elif line.startswith("|") and not set(line) <= set("|:- "):
+            out[study].append([c.strip() for c in line.strip("|").split("|")])
+    return out
+
+
 def rows(stdout: str) -> list[list[str]]:
-    return [[c.strip() for c in line.strip("|").split("|")] for line in stdout.splitlines()[2:]]
+    """The runs of every study's table, in order."""
+    return [row for table in tables(stdout).values() for row in table[1:]]
 
 
 def test_compare_latest_run_per_stage_and_experiment(store):
     root, ids = store
     proc = nnstudies(root, "compare")
     assert proc.returncode == 0, proc.stderr
-    header = proc.stdout.splitlines()[0]
-    assert header == ("| stage | exp name | run id | start time (UTC) | status | accuracy "
-                      "| test_accuracy | test_loss |")
-    got = [(r[0], r[1], r[2], r[-3], r[-2], r[-1]) for r in rows(proc.stdout)]
-    assert got == [
-        ("train_check", "(workspace)", ids["check"][:12], "1", "", ""),
-        ("train_kmnist@conv", "(workspace)", ids["conv"][:12], "", "0.93", "0.25"),
-        ("train_kmnist@lin", "wispy-pads", ids["lin-exp"][:12], "", "0.71", ""),
-        ("train_kmnist@lin", "(workspace)", ids["lin"][:12], "", "0.69", ""),  # not "old"
+    # One table per study (its experiment), its key metrics first; every line fits 160 columns.
+    found = tables(proc.stdout)
+    assert list(found) == ["checker", "kmnist"]
+    assert found["checker"] == [["stage", "exp", "run", "started (UTC)", "accuracy"],
+                                ["train_checker", "(workspace)", ids["check"][:8], ANY, "1"]]
+    assert found["kmnist"][0] == ["stage", "exp", "run", "started (UTC)", "test_accuracy", "test_loss"]
+    assert [(r[0], r[1], r[2], r[-2], r[-1]) for r in found["kmnist"][1:]] == [
+        ("train_kmnist@conv", "(workspace)", ids["conv"][:8], "0.93", "0.25"),
+        ("train_kmnist@lin", "wispy-pads", ids["lin-exp"][:8], "0.71", ""),
+        ("train_kmnist@lin", "(workspace)", ids["lin"][:8], "0.69", ""),  # not "old"
     ]
+    assert max(map(len, proc.stdout.splitlines())) <= 160
 
 
 def test_compare_sends_the_runs_waiting_in_the_outbox_first(tmp_path, monkeypatch):
@@ -99,15 +115,15 @@ def test_compare_sends_the_runs_waiting_in_the_outbox_first(tmp_path, monkeypatc
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.setenv("DVC_EXP_NAME", "")
     with tracking._store_lock(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path):
-        record = log_run(tmp_path, "check", "hand_check", {"accuracy": 1.0})
+        record = log_run(tmp_path, "checker", "hand_checker", {"accuracy": 1.0})
         sender = tracking._SENDERS[-1]  # waiting for the lock: stopped, only compare can send
         sender.kill()
         sender.wait()
     assert [p.name for p in tracking.pending(tmp_path)] == [record]
     proc = nnstudies(tmp_path, "compare")
     assert proc.returncode == 0, proc.stderr
-    assert [r[0] for r in rows(proc.stdout)] == ["hand_check"] and not tracking.pending(tmp_path)
-    assert rows(proc.stdout)[0][2] == run_ids(tmp_path, {"r": record})["r"][:12]
+    assert [r[0] for r in rows(proc.stdout)] == ["hand_checker"] and not tracking.pending(tmp_path)
+    assert rows(proc.stdout)[0][2] == run_ids(tmp_path, {"r": record})["r"][:8]
 
 
 def test_compare_filters_and_metric_columns(store):
@@ -115,9 +131,9 @@ def test_compare_filters_and_metric_columns(store):
     proc = nnstudies(root, "compare", "--stage", "train_kmnist", "--experiment", "",
                      "--metrics", "test_accuracy")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0].endswith("| status | test_accuracy |")
+    assert tables(proc.stdout)["kmnist"][0][-1] == "test_accuracy"
     assert [(r[0], r[2], r[-1]) for r in rows(proc.stdout)] == [
-        ("train_kmnist@conv", ids["conv"][:12], "0.93"), ("train_kmnist@lin", ids["lin"][:12], "0.69")]
+        ("train_kmnist@conv", ids["conv"][:8], "0.93"), ("train_kmnist@lin", ids["lin"][:8], "0.69")]
     bad = nnstudies(root, "compare", "--metrics", "acc")
     assert bad.returncode == 2 and bad.stderr.startswith("error: no metric 'acc' in these runs")
 
@@ -207,7 +223,7 @@ def test_ui_serves_the_pipeline_runs_on_loopback_and_stops_by_pid(store, tmp_pat
             assert listen_addresses(port) == {"0100007F"}
         experiments = api(port, "experiments/search", {"max_results": 100})["experiments"]
         by_name = {e["name"]: e["experiment_id"] for e in experiments}
-        assert {"kmnist-classifiers", "checkerboard-mlp"} <= set(by_name)
+        assert {"kmnist", "checker"} <= set(by_name)
         found = api(port, "runs/search", {"experiment_ids": list(by_name.values()), "max_results": 100})
         assert {r["info"]["run_id"] for r in found["runs"]} == set(ids.values())
         lin = next(r for r in found["runs"] if r["info"]["run_id"] == ids["lin-exp"])
@@ -221,9 +237,9 @@ def test_ui_serves_the_pipeline_runs_on_loopback_and_stops_by_pid(store, tmp_pat
         view = "viewStateShareKey=nnstudies&compareRunsMode={}&workflowType=machine_learning"
         assert printed[1:5] == [
             f"  {name} {what} {base}/#/experiments/{by_name[name]}/runs?{view.format(mode)}"
-            for name in ("kmnist-classifiers", "checkerboard-mlp")
+            for name in ("kmnist", "checker")
             for what, mode in (("runs:  ", "TABLE"), ("curves:", "CHART"))]
-        kmnist = get_experiment(port, by_name["kmnist-classifiers"])["tags"]
+        kmnist = get_experiment(port, by_name["kmnist"])["tags"]
         assert kmnist["mlflow.experimentKind"] == "custom_model_development"
         assert kmnist["mlflow.note.content"].startswith("Study 1: KMNIST classifiers")
         saved = json.loads(kmnist["mlflow.sharedViewState.nnstudies"])
@@ -266,15 +282,16 @@ def fake_runs(*params: dict) -> list:
 def test_a_view_shows_the_key_params_and_every_param_that_differs():
     from nnstudies import compare
 
-    runs = fake_runs({"hid": "4", "check.lr": "0.01", "check.seed": "0", "check.patience": "9",
-                      "tracking.required": "False"},
-                     {"hid": "4", "check.lr": "0.01", "check.seed": "1", "check.patience": "9",
-                      "tracking.required": "True"})
-    state = compare.view_state(compare.VIEWS["checkerboard-mlp"], runs)
+    runs = fake_runs({"hid": "4", "checker.train.lr": "0.01", "checker.train.seed": "0",
+                      "checker.train.patience": "9", "tracking.required": "False"},
+                     {"hid": "4", "checker.train.lr": "0.01", "checker.train.seed": "1",
+                      "checker.train.patience": "9", "tracking.required": "True"})
+    state = compare.view_state(compare.VIEWS["checker"], runs)
     assert state["selectedColumns"] == [
         "metrics.`accuracy`", "metrics.`epochs_to_100`", "metrics.`restarts_succeeded`",
         "metrics.`loss`", "metrics.`output_margin`",
-        "params.`check.lr`", "params.`check.seed`", "params.`hid`"]  # not patience, not tracking
+        # not patience, not tracking
+        "params.`checker.train.lr`", "params.`checker.train.seed`", "params.`hid`"]
     assert state["columnOrder"] == state["selectedColumns"]  # the sort metric first
     assert state["chartsSearchFilter"] == "^(accuracy|loss|restarts_at_100)$"
 
@@ -292,16 +309,18 @@ def project(tmp_path, monkeypatch):
 
 def test_run_names_say_what_differs(project, monkeypatch):
     run(["git", "init", "-q"], project)
-    (project / "params.yaml").write_text("hid: 6\ncheck:\n  lr: 0.01\n  seed: 0\n  cfg:\n    lr: 1\n")
+    (project / "params.yaml").write_text(
+        "hid: 6\nchecker:\n  train:\n    lr: 0.01\n    seed: 0\n    cfg:\n      lr: 1\n")
     run("git add params.yaml && git -c user.name=t -c user.email=t@t commit -qm p", project)
     on = {"tracking": {"enabled": True, "required": False}}
     names = {}
-    for label, exp, params in [("same", "", {"hid": 6, "check": {"lr": 0.01, "seed": 0}}),
-                               ("changed", "", {"hid": 8, "check": {"lr": 0.02, "seed": 0}}),
-                               ("clash", "", {"hid": 6, "check": {"lr": 0.02, "cfg": {"lr": 1}}}),
-                               ("exp", "hid8", {"hid": 8, "check": {"lr": 0.01, "seed": 0}})]:
+    for label, exp, train in [("same", "", (6, {"lr": 0.01, "seed": 0})),
+                              ("changed", "", (8, {"lr": 0.02, "seed": 0})),
+                              ("clash", "", (6, {"lr": 0.02, "cfg": {"lr": 1}})),
+                              ("exp", "hid8", (8, {"lr": 0.01, "seed": 0}))]:
         monkeypatch.setenv("DVC_EXP_NAME", exp)
-        with tracking.start("check", "train_check", {**params, **on}) as r:
+        params = {"hid": train[0], "checker": {"train": train[1]}}
+        with tracking.start("checker", "train_checker", {**params, **on}) as r:
             pass
         names[label] = r.record_id
     assert tracking.flush(project).failed == []
@@ -309,12 +328,12 @@ def test_run_names_say_what_differs(project, monkeypatch):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     assert {k: landed_run(client, rid).data.tags["mlflow.runName"] for k, rid in names.items()} == {
-        "same": "train_check", "changed": "train_check [hid=8, lr=0.02]",
-        "clash": "train_check [check.lr=0.02]", "exp": "train_check (hid8)"}
+        "same": "train_checker", "changed": "train_checker [hid=8, lr=0.02]",
+        "clash": "train_checker [train.lr=0.02]", "exp": "train_checker (hid8)"}
 
 
 def test_the_sender_migrates_an_old_store_once(project):
-    """A store from before: a "report" experiment beside the studies, no kind, no description."""
+    """A store from before: experiments under their old names, no kind, no description."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
@@ -322,11 +341,37 @@ def test_the_sender_migrates_an_old_store_once(project):
     log_run(project, "kmnist", "train_kmnist@lin", {"test_accuracy": 0.7})  # a new experiment
     assert tracking.flush(project).failed == []
     experiments = {e.name: e for e in client.search_experiments()}
-    assert set(experiments) == {"Default", "report-builds", "checkerboard-mlp", "kmnist-classifiers"}
+    assert set(experiments) == {"Default", "report-builds", "checker", "kmnist"}
     assert experiments["report-builds"].experiment_id == old["report"]  # renamed: runs kept
-    for name in ("report-builds", "checkerboard-mlp", "kmnist-classifiers"):
+    assert experiments["checker"].experiment_id == old["checkerboard-mlp"]
+    for name in ("report-builds", "checker", "kmnist"):
         assert experiments[name].tags["mlflow.experimentKind"] == "custom_model_development"
         assert experiments[name].tags["mlflow.note.content"] == (tracking.NOTES[name]
                                                                  + tracking.NOTE_TAIL)
     assert experiments["report-builds"].tags["mlflow.note.content"].startswith("Not a study:")
     assert tracking.migrate_store(client) == []  # idempotent
+
+
+def test_compare_shows_the_params_that_differ_and_fits_160_columns():
+    import pandas as pd
+
+    from nnstudies import compare
+
+    runs = pd.DataFrame({
+        "study": ["seq"] * 3, "stage": ["train_seq@reber"] * 3, "exp": ["", "a", "b"],
+        "run_id": ["r1" * 16, "r2" * 16, "r3" * 16],
+        "start_time": pd.to_datetime(["2026-11-26 10:00"] * 3),
+        "metrics.success_count": [16.0, 12.0, 3.0], "metrics.test.error": [0.0015, 0.002, 0.1],
+        "metrics.unlisted": [1.0, 2.0, 3.0],
+        "params.seq.train.lr": ["0.001", "0.01", "0.1"], "params.seq.train.seed": ["0"] * 3,
+        **{f"params.seq.reber.knob{i}": ["x" * 12, "y" * 12, str(i)] for i in range(12)},
+    })
+    text = compare.table(runs)
+    lines = text.splitlines()
+    assert lines[0] == "seq (3 runs)"
+    header = [c.strip() for c in lines[1].strip("|").split("|")]
+    assert header[:6] == ["stage", "exp", "run", "started (UTC)", "success_count", "test.error"]
+    assert "train.lr" in header and "train.seed" not in header  # differs / does not
+    assert "unlisted" not in header  # not a key metric of the study's view
+    assert max(map(len, lines)) <= 160
+    assert lines[-1].startswith("(") and "do not fit 160 columns" in lines[-1]

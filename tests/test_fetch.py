@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import ROOT, SAMPLE
-from nnstudies import kmnist
+from nnstudies.kmnist import data as kmnist
 
 
 @pytest.fixture
@@ -150,3 +150,41 @@ def test_official_checksums_come_from_torchvision():
     assert set(files) == set(kmnist.FILES)  # every source holds the official names
     assert files["train-images-idx3-ubyte.gz"] == "bdb82020997e1d708af4cf47b453dcf7"
     assert hashlib.md5(b"").hexdigest() not in files.values()
+
+
+# ---------------------------------------------------------------------------
+# The fetch stage, in process: counts are metrics, source and checksums are results.
+
+STAGE_PARAMS = "tracking: {enabled: false, required: false}\nkmnist: {source: %s}\n"
+
+
+def test_fetch_stage_writes_counts_as_metrics_and_checksums_as_results(mirror, tmp_path):
+    import json
+
+    from nnstudies import stage
+    from test_kmnist import load_stage
+
+    fetch_kmnist = load_stage("fetch_kmnist")
+    (tmp_path / "params.yaml").write_text(STAGE_PARAMS % mirror)
+    stage.run("fetch_kmnist", "kmnist", fetch_kmnist.PARAMS, fetch_kmnist.produce, root=tmp_path)
+    metrics = json.loads((tmp_path / "metrics/fetch_kmnist.json").read_text())
+    assert metrics == {"train_images": 8000, "test_images": 1000}
+    results = json.loads((tmp_path / "results/fetch_kmnist.json").read_text())
+    assert results["source"] == str(mirror) and results["test_images"] == 1000
+    assert {f["name"]: f["md5"] for f in results["files"]} == _sums(mirror)
+    assert kmnist.md5s(tmp_path / "data/kmnist") == _sums(mirror)
+
+
+def test_official_source_offline_fails_fast_with_hint(tmp_path):
+    from nnstudies import stage
+    from test_kmnist import load_stage
+
+    fetch_kmnist = load_stage("fetch_kmnist")
+    (tmp_path / "params.yaml").write_text(STAGE_PARAMS % "official")
+    try:
+        stage.run("fetch_kmnist", "kmnist", fetch_kmnist.PARAMS, fetch_kmnist.produce, root=tmp_path)
+    except kmnist.DataError as exc:
+        assert "-S kmnist.source=data/samples/kmnist-holdout" in str(exc)
+        assert not (tmp_path / "metrics").exists()
+    else:
+        pytest.skip("this machine reaches the official KMNIST server")

@@ -4,6 +4,7 @@ budget against the real `dvc metrics diff --json` of a temp git + DVC repo."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +20,11 @@ GATES = {
     },
     "paper": {"metrics/train.json": {"test_accuracy": {"min": 0.93}}},
 }
+
+
+def squeeze(text: str) -> str:
+    """Markdown tables with their column padding removed: `| a | b |` whatever the widths."""
+    return "\n".join(re.sub(r" *\| *", " | ", line).strip() for line in text.splitlines())
 
 
 def gate(cwd: Path, *args: str):
@@ -47,18 +53,18 @@ def edit_gates(folder: Path, profile: str, file: str, metric: str, bounds: dict)
 def test_all_within_bounds_pass_with_markdown_table(measured):
     proc = gate(measured)  # profile from params.yaml: ci
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    lines = squeeze(proc.stdout).splitlines()
     assert "| metrics file | metric | value | bound | result |" in lines
     assert "| metrics/train.json | test_accuracy | 0.85 | >= 0.8 | pass |" in lines
     assert "| metrics/train.json | final.loss | 0.42 | <= 0.5 | pass |" in lines
     assert "| metrics/seq.json | successes | 12 | >= 10, <= 16 | pass |" in lines
-    assert "4/4 gates pass" in proc.stdout
+    assert "4/4 gates pass" in squeeze(proc.stdout)
 
 
 def test_profile_flag_overrides_params_and_applies_paper_bounds(measured):
     proc = gate(measured, "--profile", "paper")
     assert proc.returncode == 1
-    assert "| metrics/train.json | test_accuracy | 0.85 | >= 0.93 | **FAIL** |" in proc.stdout
+    assert "| metrics/train.json | test_accuracy | 0.85 | >= 0.93 | **FAIL** |" in squeeze(proc.stdout)
 
 
 @pytest.mark.parametrize("metric,bounds", [("test_accuracy", {"min": 0.86}),
@@ -67,21 +73,21 @@ def test_bound_tightened_past_the_measured_value_fails(measured, metric, bounds)
     edit_gates(measured, "ci", "metrics/train.json", metric, bounds)
     proc = gate(measured)
     assert proc.returncode == 1
-    assert f"| metrics/train.json | {metric} |" in proc.stdout
-    assert proc.stdout.count("**FAIL**") == 1 and "3/4 gates pass" in proc.stdout
+    assert f"| metrics/train.json | {metric} |" in squeeze(proc.stdout)
+    assert proc.stdout.count("**FAIL**") == 1 and "3/4 gates pass" in squeeze(proc.stdout)
 
 
 def test_missing_metric_or_file_fails_never_passes(measured):
     edit_gates(measured, "ci", "metrics/train.json", "test_acuracy", {"min": 0.0})
     proc = gate(measured)
     assert proc.returncode == 2
-    assert "| metrics/train.json | test_acuracy | missing | >= 0 | **FAIL** (no such metric) |" in proc.stdout
+    assert "| metrics/train.json | test_acuracy | missing | >= 0 | **FAIL** (no such metric) |" in squeeze(proc.stdout)
     assert proc.stderr.strip().splitlines() == [
         "error: metrics/train.json: no metric 'test_acuracy' (1 gated metric(s) missing, "
         "which fails the gate; check the name in gates.yaml)"]
     (measured / "metrics" / "seq.json").unlink()
     proc = gate(measured)
-    assert proc.returncode == 2 and "no such file" in proc.stdout
+    assert proc.returncode == 2 and "no such file" in squeeze(proc.stdout)
     assert "3 gated metric(s) missing" in proc.stderr
 
 
@@ -150,17 +156,17 @@ def test_regression_budget_against_dvc_metrics_diff(repo):
     metrics_file.write_text(json.dumps({**measured, "train_images": 7970, "test_images": 1020}))
     ok = gate(repo, "--profile", "ci", "--base", "HEAD", "--max-drop", "30")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "| metrics/fetch_kmnist.json | train_images | 7970 | was 8000 (-30) | pass |" in ok.stdout
-    assert "| metrics/fetch_kmnist.json | test_images | 1020 | was 1000 (+20) | pass |" in ok.stdout
+    assert "| metrics/fetch_kmnist.json | train_images | 7970 | was 8000 (-30) | pass |" in squeeze(ok.stdout)
+    assert "| metrics/fetch_kmnist.json | test_images | 1020 | was 1000 (+20) | pass |" in squeeze(ok.stdout)
     # Every moved metric is listed with its change, gated or not; unchanged ones are not.
-    assert "### Every metric that differs from `HEAD`: 2" in ok.stdout
-    assert "| metrics/fetch_kmnist.json | train_images | 8000 | 7970 | -30 |" in ok.stdout
-    assert "| metrics/fetch_kmnist.json | test_images | 1000 | 1020 | +20 |" in ok.stdout
+    assert "### Every metric that differs from `HEAD`: 2" in squeeze(ok.stdout)
+    assert "| metrics/fetch_kmnist.json | train_images | 8000 | 7970 | -30 |" in squeeze(ok.stdout)
+    assert "| metrics/fetch_kmnist.json | test_images | 1000 | 1020 | +20 |" in squeeze(ok.stdout)
     tight = gate(repo, "--profile", "ci", "--base", "HEAD", "--max-drop", "25")
     assert tight.returncode == 1
-    assert "| train_images | 7970 | was 8000 (-30) | **FAIL** |" in tight.stdout
-    assert "| test_images | 1020 | was 1000 (+20) | pass |" in tight.stdout
-    assert "2/2 gates pass" in tight.stdout and "1/2 within the budget" in tight.stdout
+    assert "| train_images | 7970 | was 8000 (-30) | **FAIL** |" in squeeze(tight.stdout)
+    assert "| test_images | 1020 | was 1000 (+20) | pass |" in squeeze(tight.stdout)
+    assert "2/2 gates pass" in squeeze(tight.stdout) and "1/2 within the budget" in squeeze(tight.stdout)
     # Improvements never count against the budget.
     metrics_file.write_text(json.dumps({**measured, "train_images": 9000, "test_images": 900}))
     assert gate(repo, "--profile", "ci", "--base", "HEAD").returncode == 0

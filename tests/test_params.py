@@ -6,15 +6,15 @@ from conftest import ROOT, run, set_params
 from nnstudies import params
 
 BAD = [
-    ("kuzu.lin.lr", -1.0, "kuzu.lin.lr = -1.0: must be a number > 0"),
-    ("kuzu.train.epochs", "ten", "kuzu.train.epochs = 'ten': must be an integer from 1 to 1000"),
-    ("kuzu.train.device", "tpu", "kuzu.train.device = 'tpu': must be one of auto, cpu, cuda"),
+    ("kmnist.lin.lr", -1.0, "kmnist.lin.lr = -1.0: must be a number > 0"),
+    ("kmnist.train.epochs", "ten", "kmnist.train.epochs = 'ten': must be an integer from 1 to 1000"),
+    ("kmnist.train.device", "tpu", "kmnist.train.device = 'tpu': must be one of auto, cpu, cuda"),
     ("hid", 0, "hid = 0: must be an integer from 1 to 64"),
     ("hid", 2.5, "hid = 2.5: must be an integer"),
-    ("check.act", "relu", "check.act = 'relu': must be one of sig, step"),
-    ("hand.hid_bias", [1, 2], "hand.hid_bias = [1, 2]: must be a list of 4 items"),
+    ("checker.train.act", "relu", "checker.train.act = 'relu': must be one of sig, step"),
+    ("checker.hand.hid_bias", [1, 2], "checker.hand.hid_bias = [1, 2]: must be a list of 4 items"),
     ("seq.train.restarts", True, "seq.train.restarts = True: must be an integer"),
-    ("kuzu.conv.momentum", 1.5, "kuzu.conv.momentum = 1.5: must be a number from 0 to 1"),
+    ("kmnist.conv.momentum", 1.5, "kmnist.conv.momentum = 1.5: must be a number from 0 to 1"),
     ("kmnist.source", "", "kmnist.source = '': must be a non-empty string"),
 ]
 
@@ -37,12 +37,12 @@ def test_unknown_keys_and_missing_keys(tmp_path):
         params.load(["hid"], tmp_path / "params.yaml")
     (tmp_path / "params.yaml").write_text(text.replace("    momentum: 0.5\n    hidden: 200",
                                                        "    momentum: 0.5\n    hiden: 200"))
-    with pytest.raises(params.ParamError, match="unknown key 'kuzu.full.hiden'"):
-        params.load(["kuzu.full"], tmp_path / "params.yaml")
+    with pytest.raises(params.ParamError, match="unknown key 'kmnist.full.hiden'"):
+        params.load(["kmnist.full"], tmp_path / "params.yaml")
 
 
 def test_invalid_yaml_names_file_and_line(tmp_path):
-    (tmp_path / "params.yaml").write_text("hid: 6\nkuzu: [unclosed\n")
+    (tmp_path / "params.yaml").write_text("hid: 6\nkmnist: [unclosed\n")
     with pytest.raises(params.ParamError, match=r"params.yaml: not valid YAML at line \d+"):
         params.load(["hid"], tmp_path / "params.yaml")
 
@@ -54,12 +54,12 @@ def test_numbers_read_as_dvc_reads_them(tmp_path, spelling):
                                                        f"    lr: {spelling}\n    momentum: 0.5\n  full")
     (tmp_path / "params.yaml").write_text(text)
     assert spelling in text
-    assert params.load(["kuzu.lin"], tmp_path / "params.yaml")["kuzu"]["lin"]["lr"] == 0.001
+    assert params.load(["kmnist.lin"], tmp_path / "params.yaml")["kmnist"]["lin"]["lr"] == 0.001
 
 
 def test_defaults_are_valid():
     loaded = params.load(list(params.SCHEMA), ROOT / "params.yaml")
-    assert loaded["hid"] == 6 and loaded["kuzu"]["full"]["hidden"] == 200
+    assert loaded["hid"] == 6 and loaded["kmnist"]["full"]["hidden"] == 200
 
 
 @pytest.mark.pipeline

@@ -29,7 +29,7 @@ def test_ci_paper_default_round_trip(workdir):
     profiles.apply("paper", workdir / "params.yaml", workdir / "profiles")
     paper = params.flatten(yaml.safe_load((workdir / "params.yaml").read_text()))
     assert paper["kmnist.source"] == "official"
-    assert paper["sweep.check.seeds"] > committed["sweep.check.seeds"]  # the sweeps: more seeds
+    assert paper["sweep.checker.seeds"] > committed["sweep.checker.seeds"]  # the sweeps: more seeds
     same = lambda flat: {k: v for k, v in flat.items()  # noqa: E731
                          if k not in ("profile", "kmnist.source") and not k.startswith("sweep.")}
     assert same(paper) == same(committed)
@@ -43,7 +43,7 @@ def test_unknown_profile_and_bad_override_leave_params_untouched(workdir):
     before = (workdir / "params.yaml").read_text()
     with pytest.raises(UserError, match="profile 'nope': no .*nope.yaml .known: ci, default, paper"):
         profiles.apply("nope", workdir / "params.yaml", workdir / "profiles")
-    (workdir / "profiles" / "bad.yaml").write_text("kuzu:\n  lin:\n    lr: -1\n")
-    with pytest.raises(UserError, match=r"kuzu.lin.lr = -1: must be a number > 0"):
+    (workdir / "profiles" / "bad.yaml").write_text("kmnist:\n  lin:\n    lr: -1\n")
+    with pytest.raises(UserError, match=r"kmnist.lin.lr = -1: must be a number > 0"):
         profiles.apply("bad", workdir / "params.yaml", workdir / "profiles")
     assert (workdir / "params.yaml").read_text() == before

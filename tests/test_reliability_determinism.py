@@ -4,25 +4,20 @@ metrics record what could explain a difference elsewhere (torch, numpy, threads)
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, copy_repo, set_params, tool_env
-from nnstudies import runinfo
+from conftest import copy_repo, set_params, tool_env
+from nnstudies import layout, runinfo
 
-# Stage -> (command with {out} for a fresh output folder, the params for a small run).
+# Stage -> the params for a small run.  The stage runs as dvc.yaml runs it, writing where
+# nnstudies.layout says; its environment (versions, threads) is in its results file.
 STAGES = {
-    "train_kmnist@lin": (
-        ["python", "stages/train_kmnist.py", "lin", "--data", SAMPLE, "--model", "{out}/model.pt",
-         "--metrics", "{out}/metrics.json", "--plots", "{out}/plots"],
-        {"kuzu.train.epochs": 2}),
-    "train_check": (
-        ["python", "stages/train_check.py", "--model", "{out}/model.pt",
-         "--metrics", "{out}/metrics.json", "--plots", "{out}/plots"],
-        {"check.max_epochs": 300, "check.restarts": 4, "check.patience": 50}),
+    "train_kmnist@lin": {"kmnist.train.epochs": 2},
+    "train_checker": {"checker.train.max_epochs": 300, "checker.train.restarts": 4,
+                      "checker.train.patience": 50},
 }
 
 
@@ -31,18 +26,19 @@ def is_timing(key: str) -> bool:
 
 
 def run_twice(repo: Path, stage: str) -> list[dict]:
-    cmd, settings = STAGES[stage]
-    set_params(repo, **settings)
-    results = []
-    for attempt in ("first", "second"):
-        out = repo / "runs" / attempt
-        proc = subprocess.run([c.format(out=out) for c in cmd], cwd=repo, capture_output=True,
-                              text=True, timeout=300,
+    """The metrics of two runs, each with its results' environment under "environment"."""
+    set_params(repo, **STAGES[stage])
+    name, _, item = stage.partition("@")
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run(["python", f"stages/{name}.py", *filter(None, [item])], cwd=repo,
+                              capture_output=True, text=True, timeout=300,
                               env=tool_env(OMP_NUM_THREADS=1, NNSTUDIES_TRACKING="off"))
         assert proc.returncode == 0, proc.stderr
-        results.append(json.loads((out / "metrics.json").read_text()))
-    shutil.rmtree(repo / "runs")
-    return results
+        metrics = json.loads((repo / layout.metrics(stage)).read_text())
+        results = json.loads((repo / layout.results(stage)).read_text())
+        runs.append({**metrics, "environment": results["environment"]})
+    return runs
 
 
 @pytest.fixture(scope="module", params=list(STAGES))
@@ -62,10 +58,10 @@ def test_same_params_and_seed_give_identical_metrics(twice):
 
 def test_metrics_record_versions_and_threads(twice):
     stage, (first, _) = twice
-    missing = [k for k in ("torch", "numpy", "threads") if k not in first]
-    assert not missing, (f"{stage} metrics lack {missing}: include **nnstudies.runinfo.environment()"
-                         " in the metrics JSON")
-    assert first["threads"] == 1  # OMP_NUM_THREADS=1 was respected
+    env = first["environment"]
+    missing = [k for k in ("torch", "numpy", "threads") if k not in env]
+    assert not missing, f"{stage} results lack environment {missing}"
+    assert env["threads"] == 1  # OMP_NUM_THREADS=1 was respected
 
 
 def test_runinfo_environment_names_versions_and_threads():

@@ -4,8 +4,8 @@ and nothing else is written or touched."""
 from __future__ import annotations
 
 import gzip
-import os
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -97,30 +97,28 @@ def test_every_torch_load_refuses_code():
     assert not unsafe, f"torch.load without weights_only=True: {unsafe}"
 
 
-# ---- Study 3: checkpoints and grammar data given to the recurrent-net stages ------------
+# ---- Study 3: checkpoints and sequence data given to the recurrent-net stages -----------
 
 SEQ_EPOCHS = 100
-MAKE_GRAMMAR = ["python", "stages/make_grammar.py", "reber", "--out", "data/grammar/reber.npz",
-                "--metrics", "metrics/make_grammar_reber.json"]
-SEQ_ARGS = ["reber", "--data", "data/grammar/reber.npz", "--models", "models/seq_reber"]
-TRAIN_SEQ = ["python", "stages/train_seq.py", *SEQ_ARGS, "--plots", "plots/train_seq_reber",
-             "--metrics", "metrics/train_seq_reber.json"]
-PLOT_SEQ = ["python", "stages/plot_seq.py", *SEQ_ARGS, "--plots", "plots/plot_seq_reber",
-            "--metrics", "metrics/plot_seq_reber.json"]
+SEQ_DATA = "data/seq/reber.npz"
+MAKE_SEQ = ["python", "stages/make_seq.py", "reber"]
+TRAIN_SEQ = ["python", "stages/train_seq.py", "reber"]
+PLOT_SEQ = ["python", "stages/plot_seq.py", "reber"]
 CHECKPOINT = f"models/seq_reber/epoch_{SEQ_EPOCHS}.pt"
 
 
 @pytest.fixture(scope="module")
 def trained_seq(tmp_path_factory) -> Path:
-    """A repo copy with a real grammar file and a real (tiny) train_seq checkpoint."""
+    """A repo copy with a real sequence data file and a real (tiny) train_seq checkpoint."""
     from conftest import copy_repo, run
 
     repo = copy_repo(tmp_path_factory.mktemp("seq") / "repo")
-    set_params(repo, **{"grammar.train_sequences": SEQ_EPOCHS + 1, "grammar.eval_sequences": 20,
+    set_params(repo, **{"seq.grammar.train_sequences": SEQ_EPOCHS + 1,
+                        "seq.grammar.validation_sequences": 20, "seq.grammar.test_sequences": 20,
                         "seq.train.restarts": 2, "seq.train.checkpoint_every": SEQ_EPOCHS,
                         "seq.train.log_every": SEQ_EPOCHS, "seq.reber.epochs": SEQ_EPOCHS,
                         "seq.plot.epoch.reber": SEQ_EPOCHS})
-    for cmd in (MAKE_GRAMMAR, TRAIN_SEQ):
+    for cmd in (MAKE_SEQ, TRAIN_SEQ):
         run(cmd, repo, OMP_NUM_THREADS=1, NNSTUDIES_TRACKING="off")
     return repo
 
@@ -163,20 +161,20 @@ def test_checkpoint_carrying_code_is_refused_without_running_it(seq_repo, tmp_pa
     assert not marker.exists()
 
 
-def test_grammar_file_of_the_wrong_shape(seq_repo):
+def test_data_file_of_the_wrong_shape(seq_repo):
     import numpy as np
 
-    path = seq_repo / "data" / "grammar" / "reber.npz"
+    path = seq_repo / SEQ_DATA
     with np.load(path) as z:
         arrays = dict(z)
     arrays["train_symbols"] = arrays["train_symbols"].reshape(-1, 1)[:, [0, 0]]  # (N, 2), not (N,)
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
-    fails_cleanly(seq_repo, TRAIN_SEQ, "data/grammar/reber.npz")
+    fails_cleanly(seq_repo, TRAIN_SEQ, SEQ_DATA)
 
 
 @pytest.mark.parametrize("spoil", ["truncated", "bit-flipped", "random bytes"])
-def test_spoilt_grammar_file_is_one_line_without_unsafe_hints(tmp_path, spoil):
+def test_spoilt_data_file_is_one_line_without_unsafe_hints(tmp_path, spoil):
     import numpy as np
 
     from nnstudies.errors import UserError
@@ -184,7 +182,7 @@ def test_spoilt_grammar_file_is_one_line_without_unsafe_hints(tmp_path, spoil):
 
     path = tmp_path / "reber.npz"
     with open(path, "wb") as f:
-        languages.save(languages.generate("reber", 0, 50, 10), f)
+        languages.save(languages.generate("reber", 0, 50, 10, 10), f)
     data = path.read_bytes()
     if spoil == "truncated":
         data = data[:len(data) // 2]
@@ -197,17 +195,17 @@ def test_spoilt_grammar_file_is_one_line_without_unsafe_hints(tmp_path, spoil):
     with pytest.raises(UserError) as err:
         languages.load(path)
     message = str(err.value)
-    assert message.startswith(f"{path}: not a grammar data file made by make_grammar")
-    assert message.endswith("regenerate it: dvc repro -f make_grammar@reber")
+    assert message.startswith(f"{path}: not a data file made by make_seq")
+    assert message.endswith("regenerate it: dvc repro -f make_seq@reber")
     assert "pickle" not in message and "\n" not in message
 
 
-def test_truncated_grammar_file_given_to_both_stages(seq_repo):
-    path = seq_repo / "data" / "grammar" / "reber.npz"
+def test_truncated_data_file_given_to_both_stages(seq_repo):
+    path = seq_repo / SEQ_DATA
     path.write_bytes(path.read_bytes()[:3000])
     for cmd in (TRAIN_SEQ, PLOT_SEQ):
-        line = fails_cleanly(seq_repo, cmd, "data/grammar/reber.npz")
-        assert "truncated or corrupt" in line and "make_grammar@reber" in line
+        line = fails_cleanly(seq_repo, cmd, SEQ_DATA)
+        assert "truncated or corrupt" in line and "make_seq@reber" in line
 
 
 @pytest.mark.parametrize("spoil", ["garbage", "foreign"])

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,10 +24,10 @@ from conftest import SAMPLE, run, set_params, tool_env
 from nnstudies import atomic
 
 STAGE = "train_kmnist@lin"
-OUTS = ["models/kmnist_lin.pt", "metrics/train_kmnist_lin.json",
+OUTS = ["models/kmnist_lin.pt", "metrics/train_kmnist_lin.json", "logs/train_kmnist_lin/train.log",
         *(f"plots/train_kmnist_lin/{name}" for name in
-          ("train.log", "history.csv", "confusion.csv", "confusion_matrix.csv", "confusion.png",
-           "most_confused.png"))]
+          ("history.csv", "confusion.csv", "confusion_matrix.csv", "confusion.png",
+           "confused_pairs.png"))]
 
 
 def snapshot(repo: Path) -> dict[str, str | None]:
@@ -59,12 +60,12 @@ def interrupt_mid_run(repo: Path, sig: int) -> subprocess.CompletedProcess:
 @pytest.mark.pipeline
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_interrupted_training_leaves_good_or_no_outputs_then_reruns(repo, sig):
-    set_params(repo, **{"kmnist.source": SAMPLE, "kuzu.train.epochs": 2})
+    set_params(repo, **{"kmnist.source": SAMPLE, "kmnist.train.epochs": 2})
     run(["dvc", "repro", STAGE], repo, NNSTUDIES_TRACKING="off", OMP_NUM_THREADS=1)
     good = snapshot(repo)
     assert None not in good.values()
 
-    set_params(repo, **{"kuzu.train.epochs": 400})  # long enough to be caught mid-run
+    set_params(repo, **{"kmnist.train.epochs": 400})  # long enough to be caught mid-run
     interrupted = interrupt_mid_run(repo, sig)
     assert interrupted.returncode != 0
     after = snapshot(repo)
@@ -110,45 +111,45 @@ def test_sigkill_during_a_write_keeps_the_old_file_and_the_next_write_sweeps_the
 RESUME_EPOCHS, RESUME_EVERY = 1500, 100
 
 
-def train_seq_cmd(name: str) -> list[str]:
-    return ["python", "stages/train_seq.py", "reber", "--data", "data/grammar/reber.npz",
-            "--models", f"models/{name}", "--plots", f"plots/{name}", "--metrics",
-            f"metrics/{name}.json"]
+TRAIN_SEQ = ["python", "stages/train_seq.py", "reber"]
 
 
 def test_resumed_recurrent_run_matches_an_uninterrupted_one(repo):
     import torch
 
-    set_params(repo, **{"grammar.train_sequences": RESUME_EPOCHS + 1, "grammar.eval_sequences": 20,
+    set_params(repo, **{"seq.grammar.train_sequences": RESUME_EPOCHS + 1,
+                        "seq.grammar.validation_sequences": 20, "seq.grammar.test_sequences": 20,
                         "seq.train.restarts": 2, "seq.train.checkpoint_every": RESUME_EVERY,
                         "seq.train.log_every": RESUME_EVERY, "seq.reber.epochs": RESUME_EPOCHS})
     env = {"OMP_NUM_THREADS": 1, "NNSTUDIES_TRACKING": "off"}
-    run(["python", "stages/make_grammar.py", "reber", "--out", "data/grammar/reber.npz",
-         "--metrics", "metrics/make_grammar_reber.json"], repo, **env)
-    run(train_seq_cmd("whole"), repo, **env)
+    run(["python", "stages/make_seq.py", "reber"], repo, **env)
+    run(TRAIN_SEQ, repo, **env)
+    metrics, results = repo / "metrics/train_seq_reber.json", repo / "results/train_seq_reber.json"
+    curve, models = repo / "plots/train_seq_reber/curve.csv", repo / "models/seq_reber"
+    whole = (metrics.read_bytes(), json.loads(results.read_text()), curve.read_text(),
+             torch.load(models / f"epoch_{RESUME_EPOCHS}.pt", weights_only=True)["state"])
+    shutil.rmtree(models)  # so that the progress file waited for below is the new run's
 
     # A real stop: SIGKILL once the run has saved its first progress checkpoint.
-    stopped = subprocess.Popen(train_seq_cmd("cut"), cwd=repo, env=tool_env(**env),
+    stopped = subprocess.Popen(TRAIN_SEQ, cwd=repo, env=tool_env(**env),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progress = repo / "models" / "cut" / "progress.pt"
+    progress = models / "progress.pt"
     while not progress.exists() and stopped.poll() is None:
         time.sleep(0.02)
     stopped.kill()
     stopped.wait(timeout=60)
     assert stopped.returncode == -signal.SIGKILL, "the run ended before it could be stopped"
-    assert not (repo / "metrics" / "cut.json").exists()
+    assert metrics.read_bytes() == whole[0]  # the killed run wrote none of its results
 
     set_params(repo, **{"seq.train.resume": True})
-    resumed = run(train_seq_cmd("cut"), repo, **env)
+    resumed = run(TRAIN_SEQ, repo, **env)
     assert re.search(r"resuming .*progress.pt after epoch \d+", resumed.stdout), resumed.stdout[:500]
-    untimed = lambda m: {k: v for k, v in m.items() if "sec" not in k}  # noqa: E731
-    whole, cut = (json.loads((repo / "metrics" / f"{n}.json").read_text()) for n in ("whole", "cut"))
-    assert untimed(cut) == untimed(whole)
-    assert (repo / "plots" / "cut" / "curve.csv").read_text() == \
-        (repo / "plots" / "whole" / "curve.csv").read_text()
-    a, b = (torch.load(repo / "models" / n / f"epoch_{RESUME_EPOCHS}.pt", weights_only=True)["state"]
-            for n in ("whole", "cut"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    cut = json.loads(results.read_text())
+    assert metrics.read_bytes() == whole[0] and cut["resumed_from"] is not None
+    same = lambda r: {k: v for k, v in r.items() if k not in ("resume", "resumed_from")}  # noqa: E731
+    assert same(cut) == same(whole[1]) and curve.read_text() == whole[2]
+    state = torch.load(models / f"epoch_{RESUME_EPOCHS}.pt", weights_only=True)["state"]
+    assert state.keys() == whole[3].keys() and all(torch.equal(state[k], whole[3][k]) for k in state)
 
 
 def test_interrupt_message_names_what_was_written(tmp_path, capsys):

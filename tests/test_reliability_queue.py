@@ -36,18 +36,18 @@ def experiments(repo) -> dict[str, dict]:
                 metrics = (data.get("metrics") or {}).get("metrics/train_kmnist_lin.json", {})
                 params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
                 found[rev.get("name") or exp.get("name")] = {
-                    "metrics": metrics.get("data"), "lr": params.get("kuzu", {}).get("lin", {}).get("lr")}
+                    "metrics": metrics.get("data"), "lr": params.get("kmnist", {}).get("lin", {}).get("lr")}
     return found
 
 
 def test_four_queued_experiments_on_two_workers(repo):
-    set_params(repo, **{"kmnist.source": SAMPLE, "kuzu.train.epochs": 1})
+    set_params(repo, **{"kmnist.source": SAMPLE, "kmnist.train.epochs": 1})
     run(["dvc", "repro", "fetch_kmnist"], repo, OMP_NUM_THREADS=1)
     # Queued runs see only what git tracks: commit params and dvc.lock first.
     run(["git", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fetched"], repo)
     for lr in RATES:
-        run(["dvc", "exp", "run", "--queue", "-S", f"kuzu.lin.lr={lr}", STAGE], repo)
+        run(["dvc", "exp", "run", "--queue", "-S", f"kmnist.lin.lr={lr}", STAGE], repo)
     start = time.time()
     run(["dvc", "queue", "start", "-j", "2"], repo, OMP_NUM_THREADS=1)
     done, text = queue_done(repo)
@@ -74,5 +74,5 @@ def test_four_queued_experiments_on_two_workers(repo):
     experiment = client.get_experiment_by_name("kmnist-classifiers")
     runs = client.search_runs([experiment.experiment_id], f"tags.`dvc.stage` = '{STAGE}'")
     assert sorted(r.data.tags["dvc.exp_name"] for r in runs) == sorted(exps)
-    assert sorted(float(r.data.params["kuzu.lin.lr"]) for r in runs) == RATES
+    assert sorted(float(r.data.params["kmnist.lin.lr"]) for r in runs) == RATES
     assert all(r.info.status == "FINISHED" for r in runs)

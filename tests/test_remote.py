@@ -42,7 +42,7 @@ def outputs(repo: Path) -> dict[str, str]:
 def built(tmp_path_factory) -> Path:
     """A repo copy whose fetch + linear-net stages have run (sample data, one epoch)."""
     repo = copy_repo(tmp_path_factory.mktemp("remote") / "repo")
-    set_params(repo, **{"kmnist.source": SAMPLE, "kuzu.train.epochs": 1})
+    set_params(repo, **{"kmnist.source": SAMPLE, "kmnist.train.epochs": 1})
     run(["dvc", "repro", *STAGES], repo, NNSTUDIES_TRACKING="off", OMP_NUM_THREADS=1)
     commit(repo, "pipeline run")
     return repo

@@ -20,9 +20,9 @@ def test_pipeline_passes_the_ci_gates(ci_pipeline):
 
 
 def test_gate_fails_when_a_bound_is_tightened_above_the_measured_value(ci_pipeline, tmp_path):
-    measured = json.loads((ci_pipeline / "metrics/train_check.json").read_text())["restarts_succeeded"]
+    measured = json.loads((ci_pipeline / "metrics/train_checker.json").read_text())["restarts_succeeded"]
     tight = tmp_path / "gates.yaml"
-    tight.write_text(f"ci:\n  metrics/train_check.json:\n    restarts_succeeded: {{min: {measured + 1}}}\n")
+    tight.write_text(f"ci:\n  metrics/train_checker.json:\n    restarts_succeeded: {{min: {measured + 1}}}\n")
     proc = run(["nnstudies", "gate", "--profile", "ci", "--gates", str(tight)], ci_pipeline, check=False)
     assert proc.returncode == 1 and "FAIL" in proc.stdout
 
@@ -49,10 +49,11 @@ def test_report_numbers_equal_the_metrics_files(ci_pipeline):
         m = metrics(f"train_kmnist_{net}")
         assert f"**test accuracy {100 * m['test_accuracy']:.2f}%**" in markdown
         assert f"**{m['parameters']:,}** counted from the model" in markdown
-        log = (ci_pipeline / f"plots/train_kmnist_{net}/train.log").read_text()
+        log = (ci_pipeline / f"logs/train_kmnist_{net}/train.log").read_text()
         assert log.rstrip().splitlines()[-1] in markdown  # the last "Test set:" line
-    check = metrics("train_check")
-    assert f"**{check['restarts_succeeded']} of {check['restarts']}**" in markdown
+    check = metrics("train_checker")
+    assert f"**{check['restarts_reached_100']} reached 100%**" in markdown
+    assert f"**{check['restarts_succeeded']} met the patience rule**" in markdown
     for task in ("reber", "anbn", "anbncn", "ereber"):
         trained = metrics(f"train_seq_{task}")
         assert f"error **{trained['error']:.4f}**" in markdown

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from nnstudies import stage
 from nnstudies.errors import UserError
-from nnstudies.seq import checkpoints, dynamics, languages, models, report, train
+from nnstudies.seq import checkpoints, diagnostics, dynamics, languages, models, task, train
 from nnstudies.seq.languages import REBER_MACHINE, E, P, T
 
 
 def sequences(lang, count=300, **kw):
-    g = languages.generate(lang, seed=3, train=count, eval=20, **kw)
+    g = languages.generate(lang, seed=3, train=count, validation=20, test=20, **kw)
     return g, [g.train.sequence(i, g.prob_table) for i in range(count)]
 
 
@@ -89,7 +92,7 @@ def test_anbn_blocks_count(lang):
 
 
 def test_save_and_load_roundtrip(tmp_path):
-    g = languages.generate("anbncn", 1, 30, 5)
+    g = languages.generate("anbncn", 1, 30, 5, 5)
     buf = io.BytesIO()
     languages.save(g, buf)
     (tmp_path / "g.npz").write_bytes(buf.getvalue())
@@ -103,7 +106,7 @@ def test_save_and_load_roundtrip(tmp_path):
 
 
 def test_inconsistent_grammar_file_is_one_line_error(tmp_path):
-    g = languages.generate("reber", 1, 10, 3)
+    g = languages.generate("reber", 1, 10, 3, 3)
     g.train.prob_index = g.train.prob_index[:-1]  # one prediction row short
     with open(tmp_path / "g.npz", "wb") as f:
         languages.save(g, f)
@@ -118,9 +121,14 @@ def test_success_bounds():
 
 
 def test_generation_is_seeded():
-    a, b = languages.generate("reber", 5, 50, 5), languages.generate("reber", 5, 50, 5)
+    a, b = languages.generate("reber", 5, 50, 5, 5), languages.generate("reber", 5, 50, 5, 5)
     np.testing.assert_array_equal(a.train.symbols, b.train.symbols)
-    assert not np.array_equal(a.train.symbols[:30], a.eval.symbols[:30])
+    assert not np.array_equal(a.train.symbols[:30], a.validation.symbols[:30])
+    assert not np.array_equal(a.validation.symbols[:30], a.test.symbols[:30])
+    # each split its own stream: more test sequences leave the validation split as it was
+    c = languages.generate("reber", 5, 50, 5, 9)
+    np.testing.assert_array_equal(a.validation.symbols, c.validation.symbols)
+    np.testing.assert_array_equal(a.test.symbols, c.test.symbols[:len(a.test.symbols)])
 
 
 # ---- models ------------------------------------------------------------------------------
@@ -176,7 +184,7 @@ def test_each_restart_gets_exactly_its_own_gradient(kind, num_in, hid, std):
 def test_batched_restarts_match_separate_training(kind, num_in, hid, std, kernel):
     """R restarts trained stacked vs each alone: bit for bit with the per-step loop; with
     the fused kernel to float32 rounding, because its block-diagonal matrix products sum a
-    restart's terms in an order that depends on the stacked width (docs/recurrent.md)."""
+    restart's terms in an order that depends on the stacked width (docs/seq.md)."""
     torch.manual_seed(0)
     x = torch.eye(num_in)[torch.randint(0, num_in, (30,))][:, None]
     y = torch.randint(0, num_in, (30,))
@@ -212,7 +220,7 @@ def test_fused_kernel_matches_the_course_loop(kind, num_in, hid, std):
 def test_short_anbn_training_predicts_deterministic_positions(tmp_path):
     """Measured: lr 0.01, 4 restarts, 4000 epochs -> the best restart predicts every
     deterministic position (all B after the first, the A after each block)."""
-    g = languages.generate("anbn", 0, 4001, 50)
+    g = languages.generate("anbn", 0, 4001, 50, 50)
     net = models.build("srn", 2, 2, 4)
     net.init_restarts(0, 0.001)
     identity = {"task": {"model": "srn", "hid": 2}}
@@ -246,7 +254,7 @@ class Stop(Exception):
 
 @pytest.mark.parametrize("kind,lang", [("srn", "anbncn"), ("lstm", "ereber")])
 def test_resume_equals_an_uninterrupted_run(tmp_path, kind, lang):
-    g = languages.generate(lang, 0, 301, 10)
+    g = languages.generate(lang, 0, 301, 10, 10)
     settings = train.Settings(300, log_every=70, checkpoint_every=100)
     identity = {"task": {"model": kind, "hid": 3}}
 
@@ -269,7 +277,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, kind, lang):
     saved, why = checkpoints.resumable(tmp_path, identity, g, 300)
     assert saved is not None and "after epoch 200" in why
     assert checkpoints.resumable(tmp_path, {"other": 1}, g, 300)[0] is None
-    other = languages.generate(lang, 1, 301, 10)
+    other = languages.generate(lang, 1, 301, 10, 10)
     assert "other sequences" in checkpoints.resumable(tmp_path, identity, other, 300)[1]
     resumed = fresh()
     resumed.init_restarts(99, 0.5)  # overwritten by the checkpoint
@@ -281,10 +289,11 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, kind, lang):
 
 
 def test_diagnostic_print_formats():
-    g = languages.generate("ereber", 0, 5, 3)
+    g = languages.generate("ereber", 0, 5, 3, 3)
     net = models.build("lstm", 7, 4, 1)
     net.init_restarts(0)
-    text = report.diagnostic(net, g, 0, 1000)
+    rec = diagnostics.record(net, g, 0, 1000, restart=0)
+    text = diagnostics.text(rec, g.language)
     lines = text.splitlines()
     assert lines[0] == "-----" and lines[1].startswith("state =  0 1 ")
     assert lines[4] == "true probabilities:" and lines[5] == "     B    T    S    X    P    V    E"
@@ -292,8 +301,8 @@ def test_diagnostic_print_formats():
     assert "context units:" in lines
     assert lines[-3] == "epoch: 1000"
     assert lines[-2].startswith("error: ") and lines[-1].startswith("final: ")
-    g = languages.generate("anbn", 0, 5, 3)
-    text = report.diagnostic(models.build("srn", 2, 2, 1), g, 0, 0)
+    g = languages.generate("anbn", 0, 5, 3, 3)
+    text = diagnostics.text(diagnostics.record(models.build("srn", 2, 2, 1), g, 0, 0, 0), g.language)
     assert text.splitlines()[1].startswith("color = 0") and "true probabilities:" not in text
 
 
@@ -321,3 +330,181 @@ def test_position_accuracy_groups():
     assert perfect["A"][1] == languages.BLOCKS
     wrong = dynamics.position_accuracy(np.zeros(len(symbols) - 1, int), symbols, probs, "ABC")
     assert wrong["C"][0] == 0 and wrong["A"][0] == wrong["A"][1]
+
+
+# ---- the language table ------------------------------------------------------------------
+
+def test_the_table_holds_every_language_and_what_tells_them_apart():
+    assert languages.LANGUAGES == ("reber", "ereber", "anbn", "anbncn")  # fixes the seed streams
+    counters = {name for name, lang in languages.TABLE.items() if lang.counter}
+    assert counters == {"anbn", "anbncn"}
+    assert [languages.language(n).alphabet for n in languages.LANGUAGES] == [
+        "BTSXPVE", "BTSXPVE", "AB", "ABC"]
+    assert [languages.max_state(n, 8) for n in languages.LANGUAGES] == [6, 18, 8, 8]
+    assert {n for n, lang in languages.TABLE.items() if lang.final is not None} == {"ereber"}
+
+
+def test_scores_follow_each_languages_window():
+    # One sequence of 8 predictions over 7 classes; row k's squared error is k everywhere.
+    sq = np.repeat(np.arange(8.0)[:, None], 7, axis=1)
+    assert languages.language("reber").scores(sq) == {"error": 3.5}
+    # embedded Reber (course): the inner string after its B and before its E, [2:-3], and the
+    # closing T/P, [-2], apart
+    assert languages.language("ereber").scores(sq) == {"error": 3.0, "final": 6.0}
+    sq[6] = 100.0  # only `final` moves
+    assert languages.language("ereber").scores(sq) == {"error": 3.0, "final": 100.0}
+    window, final = languages.language("ereber").masks(8)
+    assert list(np.flatnonzero(window)) == [2, 3, 4] and list(np.flatnonzero(final)) == [6]
+    assert languages.language("anbn").masks(8)[0].all() and languages.language("anbn").masks(8)[1] is None
+
+
+def test_training_scores_are_the_diagnostic_scores():
+    """train.evaluate (masks over a padded batch) and the diagnostic print (the table's
+    window on one sequence) measure the same thing: one validation sequence, one restart."""
+    g = languages.generate("ereber", 0, 5, 1, 1)
+    net = models.build("lstm", 7, 3, 1)
+    net.init_restarts(0)
+    rec = diagnostics.record(net, g, 0, 0, 0)
+    metrics = train.evaluate(net, train.eval_batch(g, "validation"), "fused")
+    assert rec["scores"]["error"] == pytest.approx(float(metrics["error"][0]), rel=1e-5)
+    assert rec["scores"]["final"] == pytest.approx(float(metrics["final"][0]), rel=1e-5)
+    symbols, states, probs = g.validation.sequence(0, g.prob_table)
+    assert rec["symbols"] == "".join(g.alphabet[s] for s in symbols)
+    assert [r["state"] for r in rec["rows"]] == list(states[1:])
+    assert [r["read"] for r in rec["rows"]] == list(rec["symbols"][:-1])
+    assert [r["next"] for r in rec["rows"]] == list(rec["symbols"][1:])
+    np.testing.assert_allclose([r["target"] for r in rec["rows"]], probs)
+    assert len(rec["rows"][0]["hidden"]) == 3 and len(rec["rows"][0]["context"]) == 3
+
+
+# ---- choosing on validation, reporting on test -------------------------------------------
+
+def test_the_kept_restart_is_chosen_on_validation_alone():
+    validation = {"error": np.array([0.02, 0.01, 0.03]), "separation": np.array([1.0, 0.95, 0.5])}
+    test = {"error": np.array([0.001, 0.05, 0.0]), "separation": np.array([1.0, 0.9, 0.2])}
+    chosen = task.keep(validation, test, {"error": 0.025, "separation": 0.9})
+    # restart 1 is best on validation; restarts 0 and 2 are better on test: 1 is kept
+    assert chosen["kept"] == 1
+    assert chosen["validation"] == {"error": 0.01, "separation": 0.95}
+    assert chosen["test"] == {"error": 0.05, "separation": 0.9}
+    assert list(chosen["success"]) == [True, True, False]  # counted on validation
+    validation["error"][0] = 0.005  # now restart 0 is best on validation
+    assert task.keep(validation, test, {"error": 0.025})["test"]["error"] == 0.001
+    # `final` counts in the choice where the language has one
+    ereber = {"error": np.array([0.01, 0.02]), "final": np.array([0.5, 0.0])}
+    assert task.keep(ereber, ereber, {"final": 0.01})["kept"] == 1
+
+
+# ---- the stages, in process --------------------------------------------------------------
+
+TINY = """\
+tracking: {enabled: false, required: false}
+seq:
+  grammar: {seed: 0, train_sequences: 121, validation_sequences: 12, test_sequences: 9,
+            max_n: 4, reber_min_length: 0}
+  train: {optim: adam, lr: 0.01, momentum: 0.0, weight_decay: 1.0e-5, init: 0.1, restarts: 2,
+          seed: 0, log_every: 40, checkpoint_every: 60, kernel: compiled, resume: false}
+  reber: {model: srn, hid: 2, epochs: 120, success: {error: 0.5, separation: 0.0}}
+  anbn: {model: srn, hid: 2, epochs: 120, success: {error: 0.5}}
+  anbncn: {model: srn, hid: 3, epochs: 120, success: {error: 0.5}}
+  ereber: {model: lstm, hid: 3, epochs: 120, success: {final: 0.0}}
+"""
+
+
+def make_and_train(root, lang):
+    import make_seq
+    import train_seq
+
+    stage.run(f"make_seq@{lang}", "seq", make_seq.PARAMS, make_seq.produce, root=root)
+    return stage.run(f"train_seq@{lang}", "seq", train_seq.PARAMS, train_seq.produce, root=root,
+                     threads=1)
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text(TINY)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "stages"))
+    return tmp_path
+
+
+def read(root, kind, stage_name):
+    return json.loads((root / kind / f"{stage_name}.json").read_text())
+
+
+def test_make_seq_writes_three_splits_and_their_facts(tiny):
+    import make_seq
+
+    stage.run("make_seq@anbn", "seq", make_seq.PARAMS, make_seq.produce, root=tiny)
+    g = languages.load(tiny / "data/seq/anbn.npz")
+    assert (len(g.train), len(g.validation), len(g.test)) == (121, 12, 9)
+    results = read(tiny, "results", "make_seq_anbn")
+    assert results["splits"]["test"]["sequences"] == 9
+    assert results["splits"]["train"]["mean_length"] == pytest.approx(
+        float(np.diff(g.train.starts).mean()))
+    assert results["language"] == {"name": "anbn", "alphabet": "AB", "counter": True,
+                                   "embedded": False, "max_state": 4}
+    metrics = read(tiny, "metrics", "make_seq_anbn")
+    assert set(metrics) == {"train", "validation", "test"}
+    lengths = (tiny / "plots/make_seq_anbn/lengths.csv").read_text().splitlines()
+    assert lengths[0] == "length,train,validation,test"
+    assert sum(int(row.split(",")[3]) for row in lengths[1:]) == 9
+
+
+def test_train_seq_keeps_on_validation_reports_on_test(tiny):
+    out = make_and_train(tiny, "ereber")
+    metrics, results = read(tiny, "metrics", "train_seq_ereber"), read(tiny, "results",
+                                                                          "train_seq_ereber")
+    assert set(metrics) == {"test", "validation", "success_count", "restarts"}
+    assert set(metrics["test"]) == {"error", "final", "nll", "det_accuracy", "separation"}
+    per = results["per_restart"]
+    assert results["restarts"] == metrics["restarts"] == len(per) == 2
+    kept = results["kept_restart"]
+    scores = [r["validation"]["error"] + r["validation"]["final"] for r in per]
+    assert kept == int(np.argmin(scores))
+    assert metrics["test"] == per[kept]["test"] and metrics["validation"] == per[kept]["validation"]
+    assert results["succeeded"] == metrics["success_count"] == sum(r["success"] for r in per)
+    assert results["selection"] == "lowest validation error + final"
+    assert results["data"]["train_sequences_used"] == 121
+    assert results["data"]["test_sequences"] == 9 and results["resumed_from"] is None
+    # the last diagnostic print, as data: the kept restart at the last epoch
+    diag = results["diagnostic"]
+    assert diag["epoch"] == 120 and diag["restart"] == kept and diag["split"] == "validation"
+    assert len(diag["rows"]) == len(diag["symbols"]) - 1 and "context" in diag["rows"][0]
+    # ... and the course log, for people, printed from the same record
+    log = (tiny / "logs/train_seq_ereber/train.log").read_text()
+    assert log.count("-----\n") == 4 and log.endswith(f"best restart: {kept}\n")
+    assert diagnostics.text(diag, languages.language("ereber")) in log
+    curve = (tiny / "plots/train_seq_ereber/restarts.csv").read_text().splitlines()
+    assert len(curve) == 1 + 4 * 2  # epochs 0, 40, 80, 120 for both restarts
+    assert sorted(p.name for p in (tiny / "models/seq_ereber").iterdir()) == [
+        "epoch_0.pt", "epoch_120.pt", "epoch_60.pt", "progress.pt"]
+    assert out.timings["seconds"] > 0 and "seconds" not in metrics
+    one, info = checkpoints.load_best(tiny / "models/seq_ereber/epoch_120.pt")
+    assert info["best_restart"] == kept and one.restarts == 1
+
+
+def test_train_seq_resumes_a_longer_run(tiny):
+    make_and_train(tiny, "anbn")
+    before = read(tiny, "results", "train_seq_anbn")
+    params = (tiny / "params.yaml").read_text()
+    params = params.replace("resume: false", "resume: true").replace(
+        "anbn: {model: srn, hid: 2, epochs: 120", "anbn: {model: srn, hid: 2, epochs: 160")
+    (tiny / "params.yaml").write_text(params.replace("train_sequences: 121", "train_sequences: 161"))
+    after = make_and_train(tiny, "anbn").results
+    assert before["resumed_from"] is None and after["resumed_from"] == 120
+    assert "after epoch 120" in after["resume"] and after["epochs"] == 160
+    log = (tiny / "logs/train_seq_anbn/train.log").read_text()
+    assert "epoch: 0\n" in log and "epoch: 160\n" in log
+    assert (tiny / "models/seq_anbn/epoch_160.pt").exists()
+
+
+def test_too_few_training_sequences_is_one_line(tiny):
+    import make_seq
+    import train_seq
+
+    stage.run("make_seq@reber", "seq", make_seq.PARAMS, make_seq.produce, root=tiny)
+    (tiny / "params.yaml").write_text(TINY.replace("reber: {model: srn, hid: 2, epochs: 120",
+                                                   "reber: {model: srn, hid: 2, epochs: 500"))
+    with pytest.raises(UserError, match="seq.reber.epochs = 500 needs 501 training sequences"):
+        stage.run("train_seq@reber", "seq", train_seq.PARAMS, train_seq.produce, root=tiny)
+    assert not (tiny / "metrics/train_seq_reber.json").exists()

@@ -2,7 +2,7 @@
 
 Bit for bit: a resumed run equals an uninterrupted one; a restart trains alike alone or
 among others; the optimiser update equals torch's for the same gradients.  Float32-close
-(TOL): the whole training against the ``loop`` kernel (docs/recurrent.md says why).
+(TOL): the whole training against the ``loop`` kernel (docs/seq.md says why).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _net(kind, g, hid, std, restarts=3, first=0):
 @pytest.mark.parametrize("opt", OPTIMS, ids=["adam", "sgd"])
 @pytest.mark.parametrize("kind,lang,hid,std", NETS)
 def test_training_matches_the_loop_kernel(kind, lang, hid, std, opt):
-    g = languages.generate(lang, 2, 201, 5)
+    g = languages.generate(lang, 2, 201, 5, 5)
     s = train.Settings(200, **opt)
     ref, net = _net(kind, g, hid, std), _net(kind, g, hid, std)
     ref_opt, net_opt = train.make_optimizer(ref, s), train.make_optimizer(net, s)
@@ -90,7 +90,7 @@ class Stop(Exception):
 @pytest.mark.parametrize("opt", OPTIMS, ids=["adam", "sgd"])
 @pytest.mark.parametrize("kind,lang,hid,std", NETS)
 def test_resume_is_bit_for_bit(tmp_path, kind, lang, hid, std, opt):
-    g = languages.generate(lang, 0, 301, 8)
+    g = languages.generate(lang, 0, 301, 8, 8)
     s = train.Settings(300, log_every=70, checkpoint_every=100, kernel="compiled", **opt)
     identity = {"task": {"model": kind, "hid": hid}}
     whole = _net(kind, g, hid, std)
@@ -116,7 +116,7 @@ def test_resume_is_bit_for_bit(tmp_path, kind, lang, hid, std, opt):
 @pytest.mark.parametrize("kind,lang,hid,std", NETS)
 def test_a_restart_trains_alike_alone_or_among_four(kind, lang, hid, std, opt):
     """Restart r's weights, losses and eval metrics, bit for bit, whatever runs beside it."""
-    g = languages.generate(lang, 1, 151, 8)
+    g = languages.generate(lang, 1, 151, 8, 8)
     s = train.Settings(150, log_every=50, kernel="compiled", **opt)
     four = _net(kind, g, hid, std, restarts=4)
     together = train.train(four, g, s, log=lambda text: None)
@@ -131,7 +131,7 @@ def test_a_restart_trains_alike_alone_or_among_four(kind, lang, hid, std, opt):
 
 @pytest.mark.parametrize("before,after", [("fused", "compiled"), ("compiled", "loop")])
 def test_a_checkpoint_resumes_under_another_kernel(tmp_path, before, after):
-    g = languages.generate("anbn", 0, 201, 8)
+    g = languages.generate("anbn", 0, 201, 8, 8)
     identity = {"task": {"model": "srn", "hid": 2}}
     s = train.Settings(200, log_every=50, checkpoint_every=100, kernel=before)
     whole = _net("srn", g, 2, 0.3)
@@ -163,7 +163,7 @@ def test_spans_end_where_training_evaluates_or_checkpoints():
 
 @pytest.mark.parametrize("kind,lang,hid,std", NETS)
 def test_the_compiled_forward_matches_the_loop(kind, lang, hid, std):
-    g = languages.generate(lang, 0, 5, 12)
+    g = languages.generate(lang, 0, 5, 12, 12)
     batch = train.eval_batch(g)  # padded: all-zero rows after each sequence
     net = _net(kind, g, hid, std or 0.3)
     with torch.no_grad():

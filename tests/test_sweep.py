@@ -17,12 +17,13 @@ import yaml
 
 from conftest import ROOT, run, set_params, tool_env
 from nnstudies.report import document, sweeps
-from nnstudies.sweep import check, cluster, stats
+from nnstudies.sweep import checker, cluster, stats
 from nnstudies.sweep.__main__ import main as rerun_point
 
 # Tiny but real checkerboard points: ~1 s each on a busy 2-core machine.
-CHECK = {"sweep": {"check": {"hids": [2, 3], "seeds": 3, "max_epochs": 500}},
-         "check": {"act": "sig", "init": 0.15, "lr": 0.01, "weight_decay": 1e-5, "patience": 300}}
+CHECK = {"sweep": {"checker": {"hids": [2, 3], "seeds": 3, "max_epochs": 500}},
+         "checker": {"train": {"act": "sig", "init": 0.15, "lr": 0.01, "weight_decay": 1e-5,
+                               "patience": 300}}}
 
 
 # ---- statistics -----------------------------------------------------------------------
@@ -57,22 +58,23 @@ def test_summarize_counts_per_size_with_quartiles_of_successes():
     assert three["epochs_to_success"] == {"q1": 175.0, "median": 250.0, "q3": 325.0}
 
 
-def test_a_sweep_grammar_is_the_start_of_the_stage_data():
-    """Workers generate the grammar themselves: the same sequences as make_grammar's file."""
+def test_a_sweeps_sequences_are_the_start_of_the_stage_data():
+    """Workers generate the sequences themselves: the same as make_seq's file."""
     import numpy as np
 
     from nnstudies.seq import languages
     from nnstudies.sweep import seq
 
-    g = {"seed": 0, "eval_sequences": 20, "max_n": 8, "reber_min_length": 0}
+    g = {"seed": 0, "validation_sequences": 20, "max_n": 8, "reber_min_length": 0}
     for task in seq.TASKS:
-        full = languages.generate(task, 0, 3001, 20, 8)  # as make_grammar, more sequences
-        mine = seq.make_grammar(task, g, epochs=1000)
+        full = languages.generate(task, 0, 3001, 20, 20, 8)  # as make_seq, more sequences
+        mine = seq.make_sequences(task, g, epochs=1000)
         end = mine.train.starts[-1]
         assert len(mine.train) == 1001 and np.array_equal(mine.train.symbols, full.train.symbols[:end])
         assert np.array_equal(mine.train.starts, full.train.starts[:1002])
-        assert np.array_equal(mine.eval.symbols, full.eval.symbols)
-        assert np.array_equal(mine.prob_table[mine.eval.prob_index], full.prob_table[full.eval.prob_index])
+        assert np.array_equal(mine.validation.symbols, full.validation.symbols)
+        assert np.array_equal(mine.prob_table[mine.validation.prob_index],
+                              full.prob_table[full.validation.prob_index])
 
 
 # ---- the report's answer ------------------------------------------------------------------
@@ -90,19 +92,22 @@ def _write_sweeps(metrics: Path, plots: Path, check_sizes: dict) -> None:
     for task, bounds in (("reber", {"error": 0.01, "separation": 0.9}), ("anbn", {"error": 0.03}),
                          ("anbncn", {"error": 0.03})):
         seq[task] = {"epochs": 50000, "success": bounds, "sizes": seq_sizes}
-    files = {"sweep_check.json": {"points": 30, "seeds": 10, "max_epochs": 5000, "patience": 2000,
+    files = {"sweep_checker.json": {"points": 30, "seeds": 10, "max_epochs": 5000, "patience": 2000,
                                   "sizes": check_sizes},
-             "sweep_seq.json": seq, "train_check.json": {"hid": 6, "restarts": 16}}
+             "sweep_seq.json": seq}
     for name, data in files.items():
         (metrics / name).write_text(json.dumps(data))
-    for study in ("sweep_check", "sweep_seq"):
+    (metrics / "results").mkdir(exist_ok=True)
+    (metrics / "results" / "train_checker.json").write_text(
+        json.dumps({"settings": {"hid": 6, "restarts": 16}}))
+    for study in ("sweep_checker", "sweep_seq"):
         (plots / study).mkdir(parents=True, exist_ok=True)
         (plots / study / "rate.png").write_bytes(b"\x89PNG\r\n\x1a\n")
 
 
 def _report_text(tmp_path, check_sizes) -> str:
     _write_sweeps(tmp_path, tmp_path, check_sizes)
-    return document.markdown(sweeps.section(tmp_path, tmp_path), tmp_path)
+    return document.markdown(sweeps.section(tmp_path, tmp_path / "results", tmp_path), tmp_path)
 
 
 def test_the_report_sentence_follows_the_data(tmp_path):
@@ -114,7 +119,7 @@ def test_the_report_sentence_follows_the_data(tmp_path):
     assert "The next smaller size, hid = 4: 4 of 10 (40%, 95% interval 17-69%)." in text
     assert "Not every larger size did as well: hid = 6: 4 of 10" in text
     assert "No run with hid 2 succeeded (10 runs)." in text
-    # train_check's hid = 6 and 16 restarts: 0.6 ** 16 = 0.028%
+    # train_checker's hid = 6 and 16 restarts: 0.6 ** 16 = 0.028%
     assert "one run there succeeds in 4 of 10 (40%, 95% interval 17-69%), so the chance that " \
            "all its 16 restarts fail within this budget is 0.028%" in text
     assert "**a^n b^n**: the smallest size that succeeded in at least 90% of runs is **hid = 2**, " \
@@ -145,9 +150,9 @@ def test_child_runs_land_under_their_parent_and_a_half_sent_record_lands_once(tm
         monkeypatch.delenv(name, raising=False)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     with tracking._store_lock(tracking.tracking_uri(), tmp_path):  # the sender waits
-        with tracking.start("check", "sweep_check", {"sweep": {"check": {"seeds": 2}}}) as run:
+        with tracking.start("checker", "sweep_checker", {"sweep": {"checker": {"seeds": 2}}}) as run:
             for seed in (0, 1):
-                run.log_child(f"sweep_check check hid=2 seed={seed}", {"hid": 2, "seed": seed},
+                run.log_child(f"sweep_checker checker hid=2 seed={seed}", {"hid": 2, "seed": seed},
                               {"success": seed, "seconds": 0.5}, {"dask.worker": "w0"})
         (record,) = tracking.pending(tmp_path)
         shutil.copytree(record, tmp_path / "kept")
@@ -156,7 +161,7 @@ def test_child_runs_land_under_their_parent_and_a_half_sent_record_lands_once(tm
 
     def active():
         runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                                  "tags.`dvc.stage` = 'sweep_check'")
+                                  "tags.`dvc.stage` = 'sweep_checker'")
         parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
         children = sorted((r for r in runs if r not in parents), key=lambda r: r.data.params["seed"])
@@ -166,7 +171,7 @@ def test_child_runs_land_under_their_parent_and_a_half_sent_record_lands_once(tm
     parent, children = active()
     assert [(c.data.params["seed"], c.data.metrics["success"], c.data.tags["dask.worker"])
             for c in children] == [("0", 0.0, "w0"), ("1", 1.0, "w0")]
-    assert children[0].data.tags["mlflow.runName"] == "sweep_check check hid=2 seed=0"
+    assert children[0].data.tags["mlflow.runName"] == "sweep_checker checker hid=2 seed=0"
 
     # A sender that died after creating the runs but before ending the parent: the next flush
     # deletes the half-sent parent with its children and sends the record again, once.
@@ -222,24 +227,26 @@ def workers(scheduler, tmp_path_factory):
 def test_point_that_raises_fails_the_sweep_naming_it_and_writes_nothing(scheduler, workers, tmp_path):
     from distributed import Client
 
-    jobs = check.jobs(CHECK)
+    jobs = checker.jobs(CHECK)
     jobs[4].point = {**jobs[4].point, "lr": -1.0}  # torch's Adam refuses it, on the worker
     with Client(scheduler, timeout=30) as client, pytest.raises(cluster.SweepError) as err:
         cluster.run(client, jobs, "t")
-    assert str(err.value) == ("sweep point check hid=3 seed=1 failed: ValueError: Invalid learning "
+    assert str(err.value) == ("sweep point checker hid=3 seed=1 failed: ValueError: Invalid learning "
                               "rate: -1.0; rerun it alone for the traceback: "
-                              "python -m nnstudies.sweep check --hid 3 --seed 1")
+                              "python -m nnstudies.sweep checker --hid 3 --seed 1")
 
     # Through the stage: a value the schema allows but training cannot take (every weight
     # inf, the outputs NaN) fails every point; the first is named; no output is written.
-    work = _stage_dir(tmp_path, scheduler=scheduler, **{"check.init": 1e300})
-    (work / "metrics.json").write_text("old\n")
+    work = _stage_dir(tmp_path, scheduler=scheduler, **{"checker.train.init": 1e300})
+    (work / "metrics").mkdir()
+    (work / "metrics/sweep_checker.json").write_text("old\n")
     proc = _stage(work, check=False)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("error: sweep point check hid=")
+    assert proc.stderr.startswith("error: sweep point checker hid=")
     assert "RuntimeError: all elements of input should be between 0 and 1" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    assert (work / "metrics.json").read_text() == "old\n" and not (work / "plots").exists()
+    assert (work / "metrics/sweep_checker.json").read_text() == "old\n"
+    assert not (work / "plots").exists() and not (work / "results").exists()
 
 
 def test_unreachable_scheduler_is_one_line_before_any_work(tmp_path):
@@ -254,7 +261,7 @@ def test_unreachable_scheduler_is_one_line_before_any_work(tmp_path):
                                   "no Dask scheduler answers there (")
     assert proc.stderr.rstrip().endswith("set sweep.scheduler: local")
     assert len(proc.stderr.strip().splitlines()) == 1 and "point" not in proc.stdout
-    assert not (work / "plots").exists() and not (work / "metrics.json").exists()
+    assert not (work / "plots").exists() and not (work / "metrics").exists()
     assert time.monotonic() - started < cluster.CONNECT_TIMEOUT + 30
 
 
@@ -263,21 +270,21 @@ def _stage_dir(tmp_path: Path, scheduler: str, **dotted) -> Path:
     work.mkdir()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["sweep"]["scheduler"] = scheduler
-    params["sweep"]["check"] = CHECK["sweep"]["check"]
+    params["sweep"]["checker"] = CHECK["sweep"]["checker"]
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     set_params(work, **dotted)
     return work
 
 
 def _stage(work: Path, check=True):
-    return run(["python", str(ROOT / "stages/sweep.py"), "check", "--metrics", "metrics.json",
-                "--plots", "plots"], work, check=check, timeout=300, NNSTUDIES_TRACKING="off")
+    return run(["python", str(ROOT / "stages/sweep_checker.py")], work, check=check, timeout=300,
+               NNSTUDIES_TRACKING="off")
 
 
 # ---- the default LocalCluster, and the DVC stages ----------------------------------------
 
 def test_local_cluster_one_single_threaded_worker_process_per_core_same_results():
-    jobs = check.jobs({**CHECK, "sweep": {"check": {"hids": [2], "seeds": 2, "max_epochs": 300}}})
+    jobs = checker.jobs({**CHECK, "sweep": {"checker": {"hids": [2], "seeds": 2, "max_epochs": 300}}})
     with cluster.connect("local", 2) as client:
         assert cluster.describe(client).startswith("2 workers, 2 threads at tcp://127.0.0.1:")
         pids = set(client.run(os.getpid).values())
@@ -288,20 +295,20 @@ def test_local_cluster_one_single_threaded_worker_process_per_core_same_results(
 
 @pytest.mark.pipeline
 def test_dvc_repro_then_exp_run_reruns_only_the_changed_sweep(repo, scheduler, workers, capsys):
-    tiny = {"sweep.scheduler": scheduler, "sweep.check.hids": [2], "sweep.check.seeds": 2,
-            "sweep.check.max_epochs": 400, "check.patience": 200, "sweep.seq.seeds": 1,
+    tiny = {"sweep.scheduler": scheduler, "sweep.checker.hids": [2], "sweep.checker.seeds": 2,
+            "sweep.checker.max_epochs": 400, "checker.train.patience": 200, "sweep.seq.seeds": 1,
             "sweep.seq.eval_every": 100}
     for task in ("reber", "anbn", "anbncn"):
         tiny.update({f"sweep.seq.{task}.hids": [2], f"sweep.seq.{task}.epochs": 300})
     set_params(repo, **tiny)
-    first = run(["dvc", "repro", "sweep_check", "sweep_seq"], repo, timeout=600)
-    assert f"sweep_check: 2 points on 2 workers, 2 threads at {scheduler}" in first.stdout
-    assert "sweep_check: point 2/2" in first.stdout and "sweep_seq: point 3/3" in first.stdout
-    metrics = json.loads((repo / "metrics/sweep_check.json").read_text())
+    first = run(["dvc", "repro", "sweep_checker", "sweep_seq"], repo, timeout=600)
+    assert f"sweep_checker: 2 points on 2 workers, 2 threads at {scheduler}" in first.stdout
+    assert "sweep_checker: point 2/2" in first.stdout and "sweep_seq: point 3/3" in first.stdout
+    metrics = json.loads((repo / "metrics/sweep_checker.json").read_text())
     assert list(metrics["sizes"]) == ["hid_2"] and metrics["sizes"]["hid_2"]["runs"] == 2
     seq = json.loads((repo / "metrics/sweep_seq.json").read_text())
     assert [seq[t]["sizes"]["hid_2"]["runs"] for t in ("reber", "anbn", "anbncn")] == [1, 1, 1]
-    for path in ("plots/sweep_check/rate.csv", "plots/sweep_check/rate.png",
+    for path in ("plots/sweep_checker/rate.csv", "plots/sweep_checker/rate.png",
                  "plots/sweep_seq/rate_anbncn.csv", "plots/sweep_seq/rate.png"):
         assert (repo / path).stat().st_size > 0, path
 
@@ -322,8 +329,8 @@ def test_dvc_repro_then_exp_run_reruns_only_the_changed_sweep(repo, scheduler, w
 
     assert tracking.flush(repo).failed == []
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("checkerboard-mlp")
-    runs = client.search_runs([exp.experiment_id], "tags.`dvc.stage` = 'sweep_check'")
+    exp = client.get_experiment_by_name("checker")
+    runs = client.search_runs([exp.experiment_id], "tags.`dvc.stage` = 'sweep_checker'")
     parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
     assert len(parent) == 1 and len(children) == 2
@@ -331,14 +338,14 @@ def test_dvc_repro_then_exp_run_reruns_only_the_changed_sweep(repo, scheduler, w
     assert sorted(r.data.params["seed"] for r in children) == ["0", "1"]
     assert all(r.data.params["hid"] == "2" and r.data.metrics["seconds"] > 0 for r in children)
 
-    # A changed sweep.check reruns sweep_check only; its old points come out the same.
+    # A changed sweep.checker reruns sweep_checker only; its old points come out the same.
     run(["git", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny sweeps"], repo)
-    again = run(["dvc", "exp", "run", "-S", "sweep.check.hids=[2,3]", "sweep_check", "sweep_seq"],
+    again = run(["dvc", "exp", "run", "-S", "sweep.checker.hids=[2,3]", "sweep_checker", "sweep_seq"],
                 repo, timeout=600)
-    assert "Running stage 'sweep_check'" in again.stdout
+    assert "Running stage 'sweep_checker'" in again.stdout
     assert "Running stage 'sweep_seq'" not in again.stdout
-    rerun = json.loads((repo / "metrics/sweep_check.json").read_text())
+    rerun = json.loads((repo / "metrics/sweep_checker.json").read_text())
     assert list(rerun["sizes"]) == ["hid_2", "hid_3"]
     assert rerun["sizes"]["hid_2"] == metrics["sizes"]["hid_2"]
 
@@ -346,7 +353,7 @@ def test_dvc_repro_then_exp_run_reruns_only_the_changed_sweep(repo, scheduler, w
 def test_worker_killed_mid_sweep_its_points_rerun_on_the_other(scheduler, workers):
     from distributed import Client
 
-    jobs = check.jobs(CHECK)
+    jobs = checker.jobs(CHECK)
     killed = {}
     with Client(scheduler, timeout=30) as client:
         pids = client.run(os.getpid)  # worker address -> pid

@@ -41,10 +41,10 @@ from test_tracking_server import background, free_port, stop
 
 pytestmark = pytest.mark.pipeline
 
-FAST = {"check.patience": 200, "check.max_epochs": 3000}  # train_check in seconds
+FAST = {"checker.train.patience": 200, "checker.train.max_epochs": 3000}  # train_checker in seconds
 HOSTS = {"host-a": ("a-hid4", 4), "host-b": ("b-hid8", 8)}  # clone -> (experiment, hid)
-OUTPUTS = ["models/check.pt", "metrics/train_check.json", "plots/train_check/history.csv",
-           "plots/train_check/restarts.csv", "plots/train_check/activations.md"]
+OUTPUTS = ["models/checker.pt", "metrics/train_checker.json", "results/train_checker.json",
+           "plots/train_checker/history.csv", "logs/train_checker/train.log"]
 
 
 def call(cmd: list[str], cwd: Path, env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -146,7 +146,7 @@ class Team:
 
     def runs(self, query: str):
         client = self.client()
-        experiment = client.get_experiment_by_name("checkerboard-mlp")
+        experiment = client.get_experiment_by_name("checker")
         return client.search_runs([experiment.experiment_id], query) if experiment else []
 
 
@@ -170,7 +170,7 @@ def shared(team, tmp_path_factory) -> dict[str, Path]:
     # lacks, so a team pushes the outputs of every stage (docs/teams.md).  Here only these
     # two stages run: the seed's pipeline is just them, not run yet.
     pipeline = yaml.safe_load((seed / "dvc.yaml").read_text())
-    pipeline["stages"] = {k: pipeline["stages"][k] for k in ("validate_params", "train_check")}
+    pipeline["stages"] = {k: pipeline["stages"][k] for k in ("validate_params", "train_checker")}
     (seed / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     (seed / "dvc.lock").unlink()
     env = host_env(team)
@@ -178,7 +178,7 @@ def shared(team, tmp_path_factory) -> dict[str, Path]:
                  ["modify", "store", "endpointurl", team.s3_url],
                  ["modify", "store", "region", "us-east-1"]):
         call(["dvc", "remote", *args], seed, env)
-    commit(seed, "team setup: DVC remote on S3, fast train_check")
+    commit(seed, "team setup: DVC remote on S3, fast train_checker")
     call(["git", "clone", "-q", "--bare", str(seed), str(tmp / "origin.git")], tmp, env)
     clones = {name: tmp / name for name in (*HOSTS, "reviewer")}
     for clone in clones.values():
@@ -186,7 +186,7 @@ def shared(team, tmp_path_factory) -> dict[str, Path]:
 
     # Both hosts at once: two clones log to the PostgreSQL-backed server at the same time.
     running = {host: subprocess.Popen(
-        ["dvc", "exp", "run", "-n", exp, "-S", f"hid={hid}", "train_check"], cwd=clones[host],
+        ["dvc", "exp", "run", "-n", exp, "-S", f"hid={hid}", "train_checker"], cwd=clones[host],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for host, (exp, hid) in HOSTS.items()}
     for host, proc in running.items():
@@ -195,7 +195,7 @@ def shared(team, tmp_path_factory) -> dict[str, Path]:
 
     def share(host: str) -> None:
         call(["dvc", "exp", "push", "origin", HOSTS[host][0]], clones[host], env)
-        call(["dvc", "push", "train_check"], clones[host], env)
+        call(["dvc", "push", "train_checker"], clones[host], env)
         flushed = call(["nnstudies", "flush"], clones[host], env)  # waits for its sender
         assert flushed.stdout.strip().endswith(", 0 failed (kept in the outbox)"), flushed.stdout
 
@@ -220,47 +220,51 @@ def test_reviewer_pulls_both_experiments_and_one_experiments_outputs_unretrained
     assert {exp: hids.get(exp) for exp, _ in HOSTS.values()} == {
         exp: str(hid) for exp, hid in HOSTS.values()}, shown
     (a, hid_a), (b, hid_b) = HOSTS.values()
-    diff = json.loads(call(["dvc", "metrics", "diff", a, b, "--json"], reviewer, env).stdout)
-    hid = diff["metrics/train_check.json"]["hid"]
+    diff = json.loads(call(["dvc", "params", "diff", a, b, "--json"], reviewer, env).stdout)
+    hid = diff["params.yaml"]["hid"]
     assert (hid["old"], hid["new"]) == (hid_a, hid_b), diff
+    metrics = json.loads(call(["dvc", "metrics", "diff", a, b, "--json"], reviewer, env).stdout)
+    assert "loss" in metrics["metrics/train_checker.json"], metrics
 
-    runs_before = len(team.runs("tags.`dvc.stage` = 'train_check'"))
+    runs_before = len(team.runs("tags.`dvc.stage` = 'train_checker'"))
     call(["dvc", "exp", "apply", a], reviewer, env)
-    call(["dvc", "pull", "train_check"], reviewer, env)
+    call(["dvc", "pull", "train_checker"], reviewer, env)
     host_a = shared["host-a"]
     for name in OUTPUTS:
         assert (reviewer / name).read_bytes() == (host_a / name).read_bytes(), name
-    assert "up to date" in call(["dvc", "status", "train_check"], reviewer, env).stdout
-    dry = call(["dvc", "repro", "--dry", "train_check"], reviewer, env).stdout
+    assert "up to date" in call(["dvc", "status", "train_checker"], reviewer, env).stdout
+    dry = call(["dvc", "repro", "--dry", "train_checker"], reviewer, env).stdout
     assert "Running stage" not in dry, dry
-    assert len(team.runs("tags.`dvc.stage` = 'train_check'")) == runs_before  # nothing retrained
+    assert len(team.runs("tags.`dvc.stage` = 'train_checker'")) == runs_before  # nothing retrained
     assert not (reviewer / ".nnstudies").exists()  # no stage ran here: no run was recorded
 
 
 def landed_whole(client, run, clone: Path) -> bool:
     """Every logged epoch of the stage's loss curve (history.csv), and its final value."""
-    with open(clone / "plots" / "train_check" / "history.csv") as f:
+    with open(clone / "plots" / "train_checker" / "history.csv") as f:
         epochs = {int(row["epoch"]) for row in csv.DictReader(f)}
-    final = json.loads((clone / "metrics" / "train_check.json").read_text())["epochs_run"]
+    final = json.loads((clone / "metrics" / "train_checker.json").read_text())["epochs_run"]
     steps = {m.step for m in client.get_metric_history(run.info.run_id, "loss")}
     return len(epochs) > 1 and steps == epochs | {final}
 
 
 def test_both_hosts_runs_land_whole_in_the_shared_server(team, shared, tmp_path):
     client = team.client()
-    runs = {r.data.tags["dvc.exp_name"]: r for r in team.runs("tags.`dvc.stage` = 'train_check'")}
+    runs = {r.data.tags["dvc.exp_name"]: r for r in team.runs("tags.`dvc.stage` = 'train_checker'")}
     assert sorted(runs) == sorted(exp for exp, _ in HOSTS.values())
     for host, (exp, hid) in HOSTS.items():
         run, clone = runs[exp], shared[host]
         assert run.info.status == "FINISHED" and run.data.params["hid"] == str(hid)
         assert run.data.tags["host"] == socket.gethostname()
-        assert run.data.tags["mlflow.runName"] == f"train_check ({exp})"
-        assert run.data.metrics["hid"] == hid
+        assert run.data.tags["mlflow.runName"] == f"train_checker ({exp})"
+        assert run.data.metrics["accuracy"] == 1.0
         assert landed_whole(client, run, clone)
         # The artifacts went through the server into S3, byte for byte.
-        wanted = (clone / "plots" / "train_check" / "history.csv").read_bytes()
-        got = client.download_artifacts(run.info.run_id, "plots/history.csv", str(tmp_path / exp))
-        key = f"artifacts/{run.info.experiment_id}/{run.info.run_id}/artifacts/plots/history.csv"
+        wanted = (clone / "plots" / "train_checker" / "history.csv").read_bytes()
+        got = client.download_artifacts(run.info.run_id, "plots/train_checker/history.csv",
+                                        str(tmp_path / exp))
+        key = (f"artifacts/{run.info.experiment_id}/{run.info.run_id}/artifacts/plots/"
+               "train_checker/history.csv")
         assert Path(got).read_bytes() == wanted
         assert team.s3.get_object(Bucket="mlflow", Key=key)["Body"].read() == wanted
         assert not (clone / "mlartifacts").exists() and not (clone / "mlflow.db").exists()
@@ -272,32 +276,33 @@ def test_both_hosts_runs_land_whole_in_the_shared_server(team, shared, tmp_path)
 
 def test_compare_and_ui_read_the_shared_server(team, shared):
     reviewer, env = shared["reviewer"], tool_env(MLFLOW_TRACKING_URI=team.url)
-    table = call(["nnstudies", "compare", "--stage", "train_check", "--metrics", "hid,accuracy"],
+    # Columns: stage, exp, run, started, accuracy, then the params that differ (hid).
+    table = call(["nnstudies", "compare", "--stage", "train_checker", "--metrics", "accuracy"],
                  reviewer, env).stdout.splitlines()
     rows = {line.split("|")[2].strip(): line.split("|")[6].strip() for line in table[2:]}
     assert rows == {exp: str(hid) for exp, hid in HOSTS.values()}, table
 
     shown = call(["nnstudies", "ui"], reviewer, env, timeout=120).stdout.splitlines()
-    experiment = team.client().get_experiment_by_name("checkerboard-mlp")
+    experiment = team.client().get_experiment_by_name("checker")
     assert shown[0].startswith(f"MLflow UI: {team.url}  (the tracking server")
     runs_page = f"{team.url}/#/experiments/{experiment.experiment_id}/runs"
     view = "viewStateShareKey=nnstudies&compareRunsMode=TABLE&workflowType=machine_learning"
-    assert f"  checkerboard-mlp runs:   {runs_page}?{view}" in shown, shown
+    assert f"  checker runs:   {runs_page}?{view}" in shown, shown
     assert "mlflow.sharedViewState.nnstudies" in experiment.tags  # the view, saved on the server
 
 
 def test_server_restarted_mid_run_keeps_the_outputs_and_lands_the_run(team, tmp_path):
     repo = copy_repo(tmp_path / "repo")
     set_params(repo, **FAST)
-    commit(repo, "fast train_check")
+    commit(repo, "fast train_checker")
     head = call(["git", "rev-parse", "HEAD"], repo, tool_env()).stdout.strip()
     env = {**host_env(team), "PYTHONUNBUFFERED": "1"}
-    stage = subprocess.Popen(["dvc", "repro", "train_check"], cwd=repo, env=env,
+    stage = subprocess.Popen(["dvc", "repro", "train_checker"], cwd=repo, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
     for line in stage.stdout:
         seen.append(line)
-        if "Running stage 'train_check'" in line:
+        if "Running stage 'train_checker'" in line:
             break
     assert stage.poll() is None, "".join(seen)
     team.restart()  # while the stage trains: its server dies and comes back
@@ -309,5 +314,5 @@ def test_server_restarted_mid_run_keeps_the_outputs_and_lands_the_run(team, tmp_
     flushed = call(["nnstudies", "flush"], repo, env)
     assert flushed.stdout.strip().endswith(", 0 failed (kept in the outbox)"), flushed.stdout
     (run,) = team.runs(f"tags.`mlflow.source.git.commit` = '{head}'")
-    assert run.info.status == "FINISHED" and run.data.tags["dvc.stage"] == "train_check"
+    assert run.info.status == "FINISHED" and run.data.tags["dvc.stage"] == "train_checker"
     assert landed_whole(team.client(), run, repo)

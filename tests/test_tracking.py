@@ -37,7 +37,7 @@ def test_record_lands_after_flush_with_every_param_metric_tag_and_artifact(root,
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", "f" * 40)
     figure = root / "figure.png"
     figure.write_bytes(b"\x89PNG the bytes the stage wrote")
-    params = {"kuzu": {"lin": {"lr": 0.01}}, **ON}
+    params = {"kmnist": {"lin": {"lr": 0.01}}, **ON}
     before = int(time.time() * 1000)
     with tracking.start("kmnist", "train_kmnist@lin", params) as run:
         for epoch in range(1, 4):
@@ -53,7 +53,7 @@ def test_record_lands_after_flush_with_every_param_metric_tag_and_artifact(root,
     assert tracking.pending(root) == []
     c = client(root)
     got = landed_run(c, run.record_id)
-    assert got.data.params == {"kuzu.lin.lr": "0.01", "tracking.enabled": "True",
+    assert got.data.params == {"kmnist.lin.lr": "0.01", "tracking.enabled": "True",
                                "tracking.required": "False", "data.md5.a.gz": "0123"}
     tags = got.data.tags
     assert tags["dvc.stage"] == "train_kmnist@lin" and tags["dvc.exp_name"] == "exp-abc"

@@ -221,7 +221,7 @@ def test_two_workers_write_one_sqlite_store_at_once(tmp_path, mode):
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for i in range(2)]
     results = [w.communicate(timeout=300) for w in workers]
-    for worker, (out, err) in zip(workers, results):
+    for worker, (_out, err) in zip(workers, results):
         assert worker.returncode == 0, err
     if mode == "outbox":
         assert tracking.flush(tmp_path).failed == []  # waits for both background senders

@@ -49,7 +49,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
-    """`nnstudies ui` on a free port over a store with two train_check runs; yields the lines it
+    """`nnstudies ui` on a free port over a store with two train_checker runs; yields the lines it
     printed (parsed: {(experiment, "runs" | "curves"): url}) and its base URL."""
     root = tmp_path_factory.mktemp("browser-store")
     (root / ".dvc").mkdir()
@@ -59,7 +59,8 @@ def ui(tmp_path_factory):
         env.setenv("DVC_ROOT", str(root))
         for exp, (hid, accuracy, epochs) in RUNS.items():
             env.setenv("DVC_EXP_NAME", exp)
-            with tracking.start("check", "train_check", {"hid": hid, "check": {"lr": 0.01}, **ON}) as run:
+            with tracking.start("checker", "train_checker",
+                                {"hid": hid, "checker": {"train": {"lr": 0.01}}, **ON}) as run:
                 for step in range(0, 1001, 100):
                     run.log_metrics({"accuracy": min(accuracy, step / 900 * hid / 8),
                                      "loss": 0.7 / (1 + step * hid / 400)}, step=step)
@@ -131,21 +132,21 @@ def open_page(driver, base: str, url: str, shot, *texts: str) -> str:
 
 def test_the_printed_runs_link_shows_both_runs_key_columns_best_first(ui, browser, shots):
     base, links = ui
-    assert {(n, w) for n, w in links} == {(n, w) for n in ("kmnist-classifiers", "checkerboard-mlp")
+    assert {(n, w) for n, w in links} == {(n, w) for n in ("kmnist", "checker")
                                           for w in ("runs", "curves")}
-    text = open_page(browser, base, links["checkerboard-mlp", "runs"], shots / "mlflow-runs.png",
-                     "train_check (hid4)", "train_check (hid8)", "epochs_to_100", "1234", "987")
+    text = open_page(browser, base, links["checker", "runs"], shots / "mlflow-runs.png",
+                     "train_checker (hid4)", "train_checker (hid8)", "epochs_to_100", "1234", "987")
     assert "Sort: accuracy" in text and "Study 2: the 9-point checkerboard MLP" in text
-    rows = {exp: browser.find_element(By.XPATH, f"//a[normalize-space()='train_check ({exp})']")
+    rows = {exp: browser.find_element(By.XPATH, f"//a[normalize-space()='train_checker ({exp})']")
             for exp in RUNS}
     assert rows["hid8"].location["y"] < rows["hid4"].location["y"]  # accuracy 1.0 first
 
 
 def test_the_printed_curves_link_charts_only_the_per_epoch_curves(ui, browser, shots):
     base, links = ui
-    text = open_page(browser, base, links["checkerboard-mlp", "curves"], shots / "mlflow-compare.png",
-                     "train_check (hid8) (accuracy)", "train_check (hid4) (accuracy)",
-                     "train_check (hid4) (loss)")
+    text = open_page(browser, base, links["checker", "curves"], shots / "mlflow-compare.png",
+                     "train_checker (hid8) (accuracy)", "train_checker (hid4) (accuracy)",
+                     "train_checker (hid4) (loss)")
     assert "epochs_to_100" not in text  # a final value, not a curve: no chart of it
 
 
@@ -153,10 +154,10 @@ def test_the_clicks_in_the_docs_open_an_experiment_on_its_runs(ui, browser, shot
     """docs/compare.md: on the home page, click "Model training" once (the browser remembers
     it), then the experiment: its runs, not the GenAI overview."""
     base, links = ui
-    open_page(browser, base, f"{base}/", shots / "mlflow-home.png", "Model training", "checkerboard-mlp")
+    open_page(browser, base, f"{base}/", shots / "mlflow-home.png", "Model training", "checker")
     browser.find_element(By.XPATH, "//*[normalize-space(text())='Model training']").click()
-    browser.find_element(By.XPATH, "//a[normalize-space()='checkerboard-mlp']").click()
-    runs = links["checkerboard-mlp", "runs"].split("#")[1].split("?")[0]
+    browser.find_element(By.XPATH, "//a[normalize-space()='checker']").click()
+    runs = links["checker", "runs"].split("#")[1].split("?")[0]
     try:
         WebDriverWait(browser, PAGE_TIMEOUT_S).until(lambda d: f"#{runs}?" in d.current_url)
     except TimeoutException:

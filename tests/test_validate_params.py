@@ -28,10 +28,10 @@ def test_committed_params_pass_and_the_output_never_changes(workdir):
 @pytest.mark.parametrize("key,value,message", [
     ("hid", "abc", "params.yaml: hid = 'abc': must be an integer from 1 to 64"),
     ("kmnist.source", "no/such/dir", "kmnist.source = 'no/such/dir': no such directory"),
-    ("kuzu.conv.fc", 100000, "needs about 4.9 GB, over the 4 GB budget"),
-    ("grammar.train_sequences", 3_000_001, "of anbn (mean length 46.0) needs about 4.1 GB"),
+    ("kmnist.conv.fc", 100000, "needs about 4.9 GB, over the 4 GB budget"),
+    ("seq.grammar.train_sequences", 3_000_001, "of anbn (mean length 46.0) needs about 4.1 GB"),
     ("seq.anbncn.epochs", 300_000, "seq.anbncn.epochs = 300000 needs 300001 training sequences, "
-                                   "grammar.train_sequences is 200001 (raise it)"),
+                                   "seq.grammar.train_sequences is 200001 (raise it)"),
 ])
 def test_bad_or_oversized_params_are_one_line_and_write_nothing(workdir, key, value, message):
     set_params(workdir, **{key: value})
@@ -53,14 +53,14 @@ def tree(repo, folders=("metrics", "plots", "data", "models")) -> dict:
 def test_bad_value_through_dvc_exp_run_keeps_every_result(repo):
     """`dvc exp run -S` with a bad value stops at validate_params: no result is deleted, and
     the line says how to get the committed params.yaml back."""
-    run(["dvc", "repro", "hand_check"], repo, NNSTUDIES_TRACKING="off")
+    run(["dvc", "repro", "hand_checker"], repo, NNSTUDIES_TRACKING="off")
     run("git add -A && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m results", repo)
     before = tree(repo)
-    assert "metrics/hand_check.json" in before and "data/params.ok" in before
-    proc = run(["dvc", "exp", "run", "-S", "hand.scale=-1"], repo, check=False,
+    assert "metrics/hand_checker.json" in before and "data/params.ok" in before
+    proc = run(["dvc", "exp", "run", "-S", "checker.hand.scale=-1"], repo, check=False,
                NNSTUDIES_TRACKING="off")
     assert proc.returncode != 0
-    assert ("error: params.yaml: hand.scale = -1: must be a number > 0 (nothing was run or "
+    assert ("error: params.yaml: checker.hand.scale = -1: must be a number > 0 (nothing was run or "
             "removed; fix params.yaml, or `git checkout params.yaml` for the committed values)"
             ) in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -68,7 +68,7 @@ def test_bad_value_through_dvc_exp_run_keeps_every_result(repo):
     assert {k: v for k, v in after.items() if k != "data/params.ok"} == \
         {k: v for k, v in before.items() if k != "data/params.ok"}
     run(["git", "checkout", "params.yaml"], repo)  # what the line says brings the values back
-    assert "Running stage" not in run(["dvc", "repro", "hand_check"], repo,
+    assert "Running stage" not in run(["dvc", "repro", "hand_checker"], repo,
                                       NNSTUDIES_TRACKING="off").stdout.replace(
         "Running stage 'validate_params'", "")
 

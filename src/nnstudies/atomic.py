@@ -12,9 +12,8 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
-
 
 # Every file this process has put in place, in order: what an interrupted stage did write.
 WRITTEN: list[Path] = []

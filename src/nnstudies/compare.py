@@ -23,12 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnstudies import tracking
+from nnstudies import mdtable, tracking
 from nnstudies.errors import UserError
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
 
 
 def _require_server(uri: str) -> None:
@@ -40,7 +36,7 @@ def _require_server(uri: str) -> None:
 
 
 def _require_store(uri: str) -> None:
-    path = _sqlite_path(uri)
+    path = tracking.sqlite_path(uri)
     if path is not None and not path.exists():
         raise UserError(f"no MLflow database at {path}: run the pipeline (`dvc repro`) first, "
                         "or set MLFLOW_TRACKING_URI")
@@ -54,7 +50,10 @@ def flush_outbox(root: Path | None = None) -> None:
 
 
 def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: str | None = None):
-    """DataFrame of the newest run per (stage, exp name), sorted by stage then start time."""
+    """DataFrame of the newest run per (stage, exp name), sorted by stage then start time.
+
+    Runs are found by their ``dvc.stage`` tag in every experiment of the store (the report's
+    builds excepted), so no study can be missed; ``study`` is the run's experiment."""
     uri = uri or tracking.tracking_uri()
     _require_server(uri)
     flush_outbox()
@@ -62,9 +61,11 @@ def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: st
     import mlflow
 
     client = tracking._client(uri)  # telemetry off, one retry: a server that dies costs seconds
-    experiments = [e for e in (client.get_experiment_by_name(n) for n in tracking.STUDIES.values()) if e]
+    experiments = [e for e in client.search_experiments()
+                   if e.name != tracking.REPORT_EXPERIMENT]
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs([e.experiment_id for e in experiments],
+                              filter_string="tags.`dvc.stage` LIKE '%'",
                               order_by=["attributes.start_time DESC"]) if experiments else None
     if runs is None or runs.empty or "tags.dvc.stage" not in runs:
         return None
@@ -77,27 +78,66 @@ def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: st
     if exp_name is not None:
         runs = runs[runs["exp"] == exp_name]
     runs = runs.drop_duplicates(["stage", "exp"])  # newest first, so this keeps the latest
-    return runs.sort_values(["stage", "start_time"], ascending=[True, False])
+    return runs.sort_values(["study", "stage", "start_time"], ascending=[True, True, False])
 
 
-def table(runs, metrics: list[str] | None = None) -> str:
-    """Markdown: stage, exp name, run id, start time, status, and the chosen (or all) metrics."""
+WIDTH = 160  # a terminal: every table of `nnstudies compare` fits it
+
+
+def table(runs, metrics: list[str] | None = None, width: int = WIDTH) -> str:
+    """One Markdown table per study: stage, exp name, run id, its key metrics first (the
+    study's view, else the chosen ``metrics``), then the params that differ between its runs,
+    as many columns as fit ``width``; the rest are named below the table."""
     if runs is None or len(runs) == 0:
         return "no pipeline runs found"
     available = sorted(c[len("metrics."):] for c in runs.columns if c.startswith("metrics."))
     missing = [m for m in metrics or [] if m not in available]
     if missing:
         raise UserError(f"no metric '{missing[0]}' in these runs (known: {', '.join(available)})")
-    chosen = metrics or available
-    header = ["stage", "exp name", "run id", "start time (UTC)", "status", *chosen]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for _, run in runs.iterrows():
-        values = [run.get(f"metrics.{m}") for m in chosen]
-        cells = [run["stage"], run["exp"] or "(workspace)", run["run_id"][:12],
-                 run["start_time"].strftime("%Y-%m-%d %H:%M:%S"), run["status"],
-                 *("" if v != v or v is None else f"{v:.4g}" for v in values)]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    return "\n".join(lines)
+    parts = []
+    for study, group in runs.groupby("study", sort=True):
+        parts.append(_study_table(study, group, metrics, width))
+    return "\n\n".join(parts)
+
+
+def _study_table(study: str, runs, metrics: list[str] | None, width: int) -> str:
+    import pandas as pd
+
+    view = VIEWS.get(study)
+    has = lambda col: col in runs and runs[col].notna().any()  # noqa: E731
+    keys = metrics or [m for m in (view.metrics if view else ()) if has(f"metrics.{m}")] or \
+        [c[len("metrics."):] for c in runs.columns if c.startswith("metrics.") and has(c)]
+    differing = [c for c in runs.columns if c.startswith("params.") and not c.startswith(
+        "params.tracking.") and runs[c].astype(str).nunique() > 1]
+    frame = pd.DataFrame({"stage": runs["stage"], "exp": runs["exp"].replace("", "(workspace)"),
+                          "run": runs["run_id"].str[:8],
+                          "started (UTC)": runs["start_time"].dt.strftime("%m-%d %H:%M")})
+    for m in keys:
+        frame[m] = [_number(v) for v in runs.get(f"metrics.{m}", pd.Series(index=runs.index))]
+    for c in differing:
+        frame[_short(c[len("params."):])] = runs[c].fillna("").astype(str)
+    shown, left = [], []
+    for column in frame.columns:  # keep columns while the table fits the terminal
+        trial = frame[shown + [column]]
+        (shown if len(_markdown(trial).split("\n", 1)[0]) <= width else left).append(column)
+    text = f"{study} ({len(frame)} runs)\n{_markdown(frame[shown])}"
+    if left:
+        note = f"({len(left)} more columns do not fit {width} columns: {', '.join(left)})"
+        text += "\n" + (note if len(note) <= width else note[:width - 5] + " ...)")
+    return text
+
+
+def _number(value) -> str:
+    return "" if value is None or value != value else f"{value:.4g}"
+
+
+def _short(key: str) -> str:
+    """``kmnist.train.lr`` -> ``train.lr``: the study's group prefix adds nothing in its table."""
+    return key.split(".", 1)[1] if key.count(".") >= 2 else key
+
+
+def _markdown(frame) -> str:
+    return mdtable.render(list(frame.columns), frame.values.tolist())
 
 
 # -- the MLflow UI --------------------------------------------------------------------
@@ -116,19 +156,21 @@ class View:
 
 
 VIEWS = {
-    "kmnist-classifiers": View(
+    "kmnist": View(
         "train_kmnist@%", "test_accuracy",
         ("test_accuracy", "test_loss", "train_loss", "parameters"),
-        ("kuzu.train.epochs", "kuzu.*.lr", "kuzu.full.hidden", "kuzu.conv.channels?", "kuzu.conv.fc"),
+        ("kmnist.train.epochs", "kmnist.*.lr", "kmnist.full.hidden", "kmnist.conv.channels?",
+         "kmnist.conv.fc"),
         ("test_accuracy", "test_loss", "train_loss")),
-    "checkerboard-mlp": View(
-        "train_check", "accuracy",
+    "checker": View(
+        "train_checker", "accuracy",
         ("accuracy", "epochs_to_100", "restarts_succeeded", "loss", "output_margin"),
-        ("hid", "check.act", "check.init", "check.lr", "check.restarts"),
+        ("hid", "checker.train.act", "checker.train.init", "checker.train.lr",
+         "checker.train.restarts"),
         ("accuracy", "loss", "restarts_at_100")),
-    "recurrent-dynamics": View(
+    "seq": View(
         "train_seq@%", "success_count",
-        ("success_count", "success_rate", "error", "final", "separation"),
+        ("success_count", "test.error", "test.final", "test.separation", "validation.error"),
         ("seq.*.model", "seq.*.hid", "seq.train.lr", "seq.train.restarts"),
         ("error", "final", "loss", "separation")),
 }
@@ -167,9 +209,9 @@ def save_views(uri: str, root: Path) -> dict[str, str]:
     ids = {}
     with tracking._store_lock(uri, root):
         tracking.migrate_store(client)
-        for name in tracking.STUDIES.values():
-            experiment = tracking._retry(lambda name=name: client.get_experiment_by_name(name))
-            if experiment is None:
+        for experiment in tracking._retry(client.search_experiments):
+            name = experiment.name
+            if name == "Default":
                 continue
             ids[name] = experiment.experiment_id
             if name in VIEWS:
@@ -178,9 +220,11 @@ def save_views(uri: str, root: Path) -> dict[str, str]:
                                           f"tags.`dvc.stage` LIKE '{view.stages}'")
                 envelope = {"name": VIEW_NAME, "createdAt": now, "updatedAt": now,
                             "state": json.dumps(view_state(view, runs))}
-                tracking._retry(lambda: client.set_experiment_tag(
-                    experiment.experiment_id, f"mlflow.sharedViewState.{VIEW_ID}", json.dumps(envelope)))
-    return ids
+                tracking._retry(client.set_experiment_tag, experiment.experiment_id,
+                                f"mlflow.sharedViewState.{VIEW_ID}", json.dumps(envelope))
+    order = list(VIEWS)  # the studies in their report order, then any other experiment
+    return dict(sorted(ids.items(), key=lambda kv: (kv[0] not in VIEWS,
+                                                    order.index(kv[0]) if kv[0] in VIEWS else 0, kv[0])))
 
 
 def runs_url(base: str, experiment_id: str, mode: str | None = None) -> str:

@@ -21,7 +21,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnstudies import yamlfile
+from nnstudies import mdtable, yamlfile
 from nnstudies.errors import UserError
 
 BOUND_KEYS = ("min", "max")
@@ -176,15 +176,15 @@ def changes(diff: dict) -> list[list[str]]:
 
 def table(rows: list[Row], regression: bool = False) -> str:
     """A Markdown table: metrics file, metric, value, bound (or change), pass/FAIL."""
-    lines = [f"| metrics file | metric | value | {'change' if regression else 'bound'} | result |",
-             "| --- | --- | ---: | --- | --- |"]
+    cells = []
     for row in rows:
         value = "missing" if row.value is None else f"{row.value:.6g}"
-        result = "pass" if row.ok else "**FAIL**"
         note = f" ({row.note})" if row.note else ""
         bound = row.change if regression else row.gate.bound_text()
-        lines.append(f"| {row.gate.file} | {row.gate.metric} | {value} | {bound} | {result}{note} |")
-    return "\n".join(lines)
+        cells.append([row.gate.file, row.gate.metric, value, bound,
+                      ("pass" if row.ok else "**FAIL**") + note])
+    return mdtable.render(["metrics file", "metric", "value", "change" if regression else "bound",
+                           "result"], cells, ["left", "left", "right", "left", "left"])
 
 
 def run(gates_path: str | Path, profile: str, root: str | Path = ".", base: str | None = None,
@@ -217,7 +217,7 @@ def run(gates_path: str | Path, profile: str, root: str | Path = ".", base: str 
         differ = changes(diff)
         out(f"\n### Every metric that differs from `{base}`: {len(differ) or 'none'}\n")
         if differ:
-            out("| metrics file | metric | was | now | change |\n| --- | --- | ---: | ---: | ---: |")
-            out("\n".join("| " + " | ".join(row) + " |" for row in differ))
+            out(mdtable.render(["metrics file", "metric", "was", "now", "change"], differ,
+                               ["left", "left", "right", "right", "right"]))
         failed += worse
     return 1 if failed else 0

@@ -3,16 +3,17 @@
 A stage is named as in dvc.yaml (``train_kmnist``), a foreach stage's item after ``@``
 (``train_kmnist@lin``).  Its files are named by :func:`slug` (``train_kmnist_lin``):
 ``metrics/<slug>.json`` holds what is gated or compared, ``results/<slug>.json`` every fact
-the report shows, ``plots/<slug>/`` its figures, tables and course log.  :data:`OUTS` lists
-every stage's outputs; ``tests/test_dvc_yaml.py`` checks dvc.yaml against it, and
-:mod:`nnstudies.stage` refuses to write a file outside them.
+the report shows, ``plots/<slug>/`` its figures and tables, ``logs/<slug>/`` the course's
+logs (stages in :data:`WITH_LOGS`).  :func:`outs` lists every stage's outputs;
+``tests/test_dvc_yaml.py`` checks dvc.yaml against it, and :mod:`nnstudies.stage` refuses to
+write a model outside them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-METRICS, RESULTS, PLOTS = Path("metrics"), Path("results"), Path("plots")
+METRICS, RESULTS, PLOTS, LOGS = Path("metrics"), Path("results"), Path("plots"), Path("logs")
 DATA, MODELS, REPORTS = Path("data"), Path("models"), Path("reports")
 
 PARAMS_OK = DATA / "params.ok"
@@ -36,8 +37,13 @@ def plots(stage: str) -> Path:
     return PLOTS / slug(stage)
 
 
-def grammar(task: str) -> Path:
-    return DATA / "grammar" / f"{task}.npz"
+def logs(stage: str) -> Path:
+    """The course's logs of a stage (``*.log``): for people, DVC-cached, parsed by nothing."""
+    return LOGS / slug(stage)
+
+
+def seq_data(task: str) -> Path:
+    return DATA / "seq" / f"{task}.npz"
 
 
 def kmnist_model(net: str) -> Path:
@@ -48,7 +54,7 @@ def seq_models(task: str) -> Path:
     return MODELS / f"seq_{task}"
 
 
-CHECK_MODEL = MODELS / "check.pt"
+CHECKER_MODEL = MODELS / "checker.pt"
 
 # Every stage's outputs, as dvc.yaml names them ({item}: the foreach item).  The standard three
 # (metrics, results, plots folder) are added by outs(); list here only what else a stage writes.
@@ -56,17 +62,19 @@ EXTRA_OUTS: dict[str, list[str]] = {
     "validate_params": [str(PARAMS_OK)],
     "fetch_kmnist": [str(KMNIST_DATA)],
     "train_kmnist": ["models/kmnist_{item}.pt"],
-    "train_check": [str(CHECK_MODEL)],
-    "hand_check": [],
-    "make_grammar": ["data/grammar/{item}.npz"],
+    "train_checker": [str(CHECKER_MODEL)],
+    "hand_checker": [],
+    "make_seq": ["data/seq/{item}.npz"],
     "train_seq": ["models/seq_{item}"],
     "plot_seq": [],
-    "sweep_check": [],
+    "sweep_checker": [],
     "sweep_seq": [],
     "report": ["reports/report.md", "reports/report.html"],
 }
 # Stages that write no metrics/results/plots of their own.
 BARE = {"validate_params", "report"}
+# Stages that write the course's logs (the original scripts' console output).
+WITH_LOGS = {"train_kmnist", "train_checker", "hand_checker", "train_seq"}
 
 
 def outs(stage: str) -> list[Path]:
@@ -75,7 +83,8 @@ def outs(stage: str) -> list[Path]:
     extra = [Path(p.format(item=item)) for p in EXTRA_OUTS[name]]
     if name in BARE:
         return extra
-    return [metrics(stage), results(stage), plots(stage), *extra]
+    return [metrics(stage), results(stage), plots(stage), *extra,
+            *([logs(stage)] if name in WITH_LOGS else [])]
 
 
 def owns(stage: str, path: str | Path) -> bool:

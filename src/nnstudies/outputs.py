@@ -6,8 +6,9 @@ params.yaml themselves: :mod:`nnstudies.stage` does that, the same way for every
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 
 @dataclass
@@ -19,12 +20,15 @@ class Outputs:
     - ``results``: every fact the report shows (settings used, tables, excerpts, per-restart
       detail), ``results/<stage>.json``; JSON-serialisable.
     - ``files``: name -> a pandas DataFrame (CSV), a str (text) or a matplotlib figure (PNG,
-      closed once saved); a dict, or an iterable of (name, value) pairs such as a generator,
+      closed once saved); a course log (``*.log``) goes to ``logs/<stage>/``, the rest to
+      ``plots/<stage>/``; a dict, or an iterable of (name, value) pairs such as a generator,
       consumed in order, so that only one figure is open at a time.
     - ``models``: path (relative to the repository root) -> an object for ``torch.save``.
     - ``timings``: clock readings, logged to MLflow only (metrics files are what code and
       params determine, so they never hold one).
     - ``step``: the MLflow step of the final metrics (e.g. the last epoch).
+    - ``children``: nested MLflow runs (one per sweep point), each a dict of
+      ``tracking.Run.log_child``'s arguments (name, params, metrics, tags, start_ms, end_ms).
     """
 
     metrics: dict
@@ -33,6 +37,7 @@ class Outputs:
     models: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     step: int | None = None
+    children: list[dict] = field(default_factory=list)
 
 
 # What a stage function may call back while it runs: per-epoch numbers for MLflow's curves.

@@ -11,9 +11,10 @@ caught by whichever stage runs first.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from nnstudies import yamlfile
 from nnstudies.errors import UserError
@@ -145,8 +146,8 @@ def _range_text(lo, hi):
 # anything else is a value spec.
 
 _SGD = {"lr": Float(0.0, lo_open=True), "momentum": Float(0.0, 1.0)}
-# A seq task's language is its name (data/grammar/<task>.npz); `success` bounds each
-# restart's final eval metrics (error, final: ceilings; separation: a floor).
+# A seq task's language is its name (data/seq/<task>.npz); `success` bounds each
+# restart's final validation metrics (error, final: ceilings; separation: a floor).
 _SEQ_TASK = {"model": Choice(("srn", "lstm")), "hid": Int(1, 64), "epochs": Int(1)}
 _RATE = Float(0.0, 1.0)
 # A sweep: sizes (deduplicated, in order) x seeds 0..seeds-1, one run per point.
@@ -155,10 +156,10 @@ _SWEEP_SEQ_TASK = {"hids": _HIDS, "epochs": Int(1, 10**7)}
 
 SCHEMA: dict = {
     "profile": Text(),  # a profiles/<name>.yaml; gates.yaml must have its bounds
-    "hid": Int(1, 64),  # 64: train_check peaks at 1.1 GB (1,000 took 2 GB and 150 s)
+    "hid": Int(1, 64),  # 64: train_checker peaks at 1.1 GB (1,000 took 2 GB and 150 s)
     "tracking": {"enabled": Bool(), "required": Bool()},
-    "kmnist": {"source": Text()},
-    "kuzu": {
+    "kmnist": {
+        "source": Text(),
         "train": {
             "seed": Int(0),
             "epochs": Int(1, 1000),
@@ -174,32 +175,37 @@ SCHEMA: dict = {
         "conv": dict(_SGD, channels1=Int(1, 1024), channels2=Int(1, 1024), kernel=Int(1, 7),
                      fc=Int(1, 100000)),
     },
-    "check": {
-        "act": Choice(("sig", "step")),
-        "init": Float(0.0, lo_open=True),
-        "lr": Float(0.0, lo_open=True),
-        "weight_decay": Float(0.0),
-        "max_epochs": Int(1),
-        "patience": Int(1),
-        "restarts": Int(1, 4096),
-        "seed": Int(0),
-        "log_every": Int(1),
-    },
-    "hand": {
-        "in_weight": List(List(Float(), length=2), length=4),
-        "hid_bias": List(Float(), length=4),
-        "out_weight": List(Float(), length=4),
-        "out_bias": Float(),
-        "scale": Float(0.0, lo_open=True),
-    },
-    "grammar": {
-        "seed": Int(0),
-        "train_sequences": Int(1),
-        "eval_sequences": Int(1, 100000),
-        "max_n": Int(1, 64),
-        "reber_min_length": Int(0, 64),
+    "checker": {
+        "train": {
+            "act": Choice(("sig", "step")),
+            "init": Float(0.0, lo_open=True),
+            "lr": Float(0.0, lo_open=True),
+            "weight_decay": Float(0.0),
+            "max_epochs": Int(1),
+            "patience": Int(1),
+            "restarts": Int(1, 4096),
+            "seed": Int(0),
+            "log_every": Int(1),
+        },
+        "hand": {
+            "in_weight": List(List(Float(), length=2), length=4),
+            "hid_bias": List(Float(), length=4),
+            "out_weight": List(Float(), length=4),
+            "out_bias": Float(),
+            "scale": Float(0.0, lo_open=True),
+        },
     },
     "seq": {
+        # The sequences of every task (make_seq): the kept restart is chosen on validation and
+        # reported on test, two held-out splits of their own.
+        "grammar": {
+            "seed": Int(0),
+            "train_sequences": Int(1),
+            "validation_sequences": Int(1, 100000),
+            "test_sequences": Int(1, 100000),
+            "max_n": Int(1, 64),
+            "reber_min_length": Int(0, 64),
+        },
         "train": {
             "optim": Choice(("adam", "sgd")),
             "lr": Float(0.0, lo_open=True),
@@ -228,7 +234,7 @@ SCHEMA: dict = {
         "scheduler": Match(r"local|(tcp|tls)://\S+:\d+",
                            "'local' or a Dask scheduler address such as tcp://host:8786"),
         "workers": Int(0, 1024),  # local only; 0: one per core
-        "check": {"hids": _HIDS, "seeds": Int(1, 100000), "max_epochs": Int(1)},
+        "checker": {"hids": _HIDS, "seeds": Int(1, 100000), "max_epochs": Int(1)},
         "seq": {"seeds": Int(1, 100000), "eval_every": Int(1),
                 "reber": dict(_SWEEP_SEQ_TASK), "anbn": dict(_SWEEP_SEQ_TASK),
                 "anbncn": dict(_SWEEP_SEQ_TASK)},
@@ -251,7 +257,7 @@ def read(path: str | Path = "params.yaml") -> dict:
 def load(keys: Iterable[str], path: str | Path = "params.yaml") -> dict:
     """Validate the dotted ``keys`` of params.yaml and return them as a nested dict.
 
-    ``load(["kuzu.train", "kuzu.lin"])`` returns ``{"kuzu": {"train": {...}, "lin": {...}}}``
+    ``load(["kmnist.train", "kmnist.lin"])`` returns ``{"kmnist": {"train": {...}, "lin": {...}}}``
     with every value checked against :data:`SCHEMA`.
     """
     data = read(path)

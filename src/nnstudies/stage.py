@@ -22,13 +22,13 @@ call :func:`run` in process.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 from nnstudies import atomic, cli, layout, params, tracking
 from nnstudies.outputs import Outputs
@@ -90,6 +90,8 @@ def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
         out = produce(p, ctx)
         written = write(stage, out, root)
         tracked.log_metrics({**loggable(out.metrics), **loggable(out.timings)}, step=out.step)
+        for child in out.children:
+            tracked.log_child(**child)
         for path in written:
             rel = path.relative_to(root)
             if path.is_file() and rel.parts[0] != "models":
@@ -99,14 +101,17 @@ def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
 
 def write(stage: str, out: Outputs, root: Path) -> list[Path]:
     """Write every output of ``out`` where the layout puts it; return the paths written."""
-    folder = root / layout.plots(stage)
+    folder, logs = root / layout.plots(stage), root / layout.logs(stage)
     files = out.files.items() if isinstance(out.files, dict) else out.files
     written: list[Path] = []
-    # The plots folder is the stage's alone: emptied first, so that nothing of a previous run
-    # with other params (a figure of another width, say) lingers beside the new files.
+    # The plots and logs folders are the stage's alone: emptied first, so that nothing of a
+    # previous run with other params (a figure of another width, say) lingers beside the new.
     shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(logs, ignore_errors=True)
     for name, value in files:
-        path = folder / name
+        # A course log (*.log) is for people: in logs/, DVC-cached; plots/ holds only what
+        # `dvc plots` can draw (CSV, images).
+        path = (logs if name.endswith(".log") else folder) / name
         _write_file(path, value() if callable(value) else value)
         written.append(path)
     for rel, obj in out.models.items():
@@ -128,7 +133,9 @@ def _write_file(path: Path, value) -> None:
         with atomic.atomic_path(path) as tmp:
             value.to_csv(tmp, index=False, lineterminator="\n")
     elif hasattr(value, "savefig"):
-        atomic.save_figure(value, path)
+        # No matplotlib version in a PNG's bytes: the same run gives the same file anywhere.
+        atomic.save_figure(value, path, **({"metadata": {"Software": None}}
+                                           if path.suffix == ".png" else {}))
     else:
         raise TypeError(f"{path}: cannot write a {type(value).__name__}")
 
@@ -180,14 +187,12 @@ def environment() -> dict:
 
 
 def _set_threads(threads: int | None) -> None:
+    # numba first: starting its thread pool resets torch's thread count (measured), so torch's
+    # is set last.
+    if threads is not None and "numba" in sys.modules:
+        sys.modules["numba"].set_num_threads(threads)
     if "torch" in sys.modules:
         if threads is None:
             cli.torch_threads()
         else:
             sys.modules["torch"].set_num_threads(threads)
-    if threads is not None and "numba" in sys.modules:
-        sys.modules["numba"].set_num_threads(threads)
-
-
-def read_json(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())

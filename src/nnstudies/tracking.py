@@ -5,8 +5,9 @@
   temp copy under ``<main repo>/.dvc/tmp/exps/``, so the main repo above it is used instead.
 - ``MLFLOW_TRACKING_URI`` overrides the store (e.g. a tracking server).
 - One MLflow experiment per study; tags ``dvc.stage``, ``dvc.exp_name``, ``dvc.baseline_rev``,
-  the git commit and ``host`` (the machine that ran the stage).  The report stage's runs go
-  to ``report-builds``, described (like each study) in the experiment's description; a run's
+  the git commit and ``host`` (the machine that ran the stage).  The experiment is the
+  study's name (``kmnist``, ``checker``, ``seq``); the report stage's runs go to
+  ``report-builds``, described (like each study) in the experiment's description; a run's
   name says what differs: the stage and the DVC experiment, or the params that differ from
   the committed params.yaml.
 - ``NNSTUDIES_TRACKING=off`` (unit tests) or ``tracking.enabled: false`` switches logging off.
@@ -43,21 +44,28 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nnstudies import gitrepo
 from nnstudies.errors import UserError
+from nnstudies.retry import retry
 
-STUDIES = {"kmnist": "kmnist-classifiers", "check": "checkerboard-mlp", "seq": "recurrent-dynamics",
-           "report": "report-builds"}
-RENAMED = {"report": "report-builds"}  # old experiment name -> new one (migrate_store)
+# The experiment of a run is its study's name, as the stage passes it (stage.main): nothing
+# maps stages to experiments, so a new study's runs land in their own experiment and readers
+# (`nnstudies compare`, the UI views) find runs by their `dvc.stage` tag in every experiment.
+REPORT_EXPERIMENT = "report-builds"  # the report stage's runs: not a study
+RENAMED = {  # old experiment name -> new one (migrate_store keeps their runs)
+    "report": REPORT_EXPERIMENT, "kmnist-classifiers": "kmnist", "checkerboard-mlp": "checker",
+    "recurrent-dynamics": "seq"}
 NOTES = {  # the description (mlflow.note.content) the UI shows above each experiment's runs
-    "kmnist-classifiers": "Study 1: KMNIST classifiers (`train_kmnist@lin`, `@full`, `@conv`; "
-                          "`fetch_kmnist` logs the data it fetched).",
-    "checkerboard-mlp": "Study 2: the 9-point checkerboard MLP (`train_check`: the trained net, "
-                        "`hid` units; `hand_check`: the hand-designed step net).",
-    "recurrent-dynamics": "Study 3: hidden-unit dynamics of recurrent nets (`train_seq@<task>`; "
-                          "`plot_seq@<task>`: the measured dynamics).",
-    "report-builds": "Not a study: one run per build of the report by the `report` stage, with "
-                     "reports/report.md and report.html as artifacts. The studies are "
-                     "kmnist-classifiers, checkerboard-mlp and recurrent-dynamics.",
+    "kmnist": "Study 1: KMNIST classifiers (`train_kmnist@lin`, `@full`, `@conv`; "
+              "`fetch_kmnist` logs the data it fetched).",
+    "checker": "Study 2: the 9-point checkerboard MLP (`train_checker`: the trained net, `hid` "
+               "units; `hand_checker`: the hand-designed step net; `sweep_checker`: success "
+               "rate per size).",
+    "seq": "Study 3: hidden-unit dynamics of recurrent nets (`make_seq@<task>`, "
+           "`train_seq@<task>`; `plot_seq@<task>`: the measured dynamics; `sweep_seq`).",
+    REPORT_EXPERIMENT: "Not a study: one run per build of the report by the `report` stage, "
+                       "with reports/report.md and report.html as artifacts. The studies are "
+                       "kmnist, checker and seq.",
 }
 NOTE_TAIL = (" A run is named after its stage and DVC experiment, or the params that differ from "
              "the committed params.yaml. `nnstudies ui` prints links to views of the runs (key "
@@ -107,33 +115,13 @@ def _switched_on(name: str, default: str) -> bool:
     return os.environ.get(name, default).lower() not in ("off", "0", "false", "no", "")
 
 
-def _git_commit(root: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def _run_name(stage: str, exp_name: str, params: dict, root: Path) -> str:
     """What tells this run from the stage's others: ``stage (exp name)`` for a DVC experiment,
     else ``stage [key=value, ...]`` with the params that differ from HEAD's params.yaml, each
     key by the shortest dotted suffix that names it among the stage's params (``lr=0.05``)."""
     if exp_name:
         return f"{stage} ({exp_name})"
-    try:
-        text = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=root, capture_output=True,
-                              text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        text = ""
-    from nnstudies.params import flatten
-    from nnstudies.yamlfile import parse
-
-    try:
-        committed = flatten(parse(text, "HEAD:params.yaml") or {}) if text else {}
-    except (UserError, AttributeError):  # a committed params.yaml that is no YAML mapping
-        committed = {}
+    committed = gitrepo.committed_params(root)
 
     def short(key: str) -> str:
         parts = key.split(".")
@@ -146,15 +134,16 @@ def _run_name(stage: str, exp_name: str, params: dict, root: Path) -> str:
     return f"{stage} [{', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}]"
 
 
-def _retry(call, attempts: int = 8):
-    """sqlite says 'database is locked' when two workers write at once: wait and retry."""
-    for attempt in range(attempts):
-        try:
-            return call()
-        except Exception as exc:  # mlflow wraps sqlite errors in its own exception types
-            if "locked" not in str(exc).lower() or attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * 2 ** attempt)
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` store URI (None for any other store)."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def _retry(call, *args, **kwargs):
+    """sqlite says 'database is locked' when two workers write at once: wait and retry.
+    (mlflow wraps sqlite's errors in its own exception types: the message tells.)"""
+    return retry(call, *args, attempts=8, delay=0.2, when=lambda exc: "locked" in str(exc).lower(),
+                 **kwargs)
 
 
 @contextlib.contextmanager
@@ -165,10 +154,8 @@ def _store_lock(uri: str, root: Path):
     never send one record twice."""
     import fcntl
 
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):] + ".lock")
-    else:
-        path = root / ".nnstudies" / "send.lock"
+    database = sqlite_path(uri)
+    path = database.with_name(database.name + ".lock") if database else root / ".nnstudies" / "send.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -191,8 +178,8 @@ def store_problem(uri: str) -> str | None:
         except OSError as err:
             return f"MLflow tracking server {uri} is not reachable ({err})"
         return None
-    if uri.startswith("sqlite:///"):
-        return _sqlite_problem(Path(uri[len("sqlite:///"):]))
+    if sqlite_path(uri):
+        return _sqlite_problem(sqlite_path(uri))
     try:
         _client(uri).search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001 - whatever the store says, it is not usable
@@ -276,7 +263,7 @@ class Run:
             "start_ms": start_ms or now, "end_ms": end_ms or now})
 
     # -- lifecycle ----------------------------------------------------------
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         # The run is created when it is sent, but it keeps the real start and end times, so
         # the run's duration in MLflow is the stage's wall time.
         self._started_ms = int(time.time() * 1000)
@@ -332,10 +319,10 @@ class Run:
         params = flatten(self.params)
         tags = {"dvc.stage": self.stage, "dvc.exp_name": exp_name,
                 "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
-                "mlflow.source.git.commit": _git_commit(root), "host": socket.gethostname(),
+                "mlflow.source.git.commit": gitrepo.head(root), "host": socket.gethostname(),
                 "mlflow.runName": _run_name(self.stage, exp_name, params, root),
                 **self._tags, RECORD_TAG: self.record_id}
-        record = {"id": self.record_id, "uri": uri, "experiment": STUDIES.get(self.study, self.study),
+        record = {"id": self.record_id, "uri": uri, "experiment": self.study,
                   "params": {k: str(v)[:6000] for k, v in params.items()},
                   "metrics": self._metrics, "tags": tags, "artifacts": artifacts,
                   "start_ms": self._started_ms, "end_ms": ended_ms, "status": status,
@@ -512,16 +499,15 @@ def migrate_store(client) -> list[str]:
     it changed (nothing the second time)."""
     changes = []
     for old, new in RENAMED.items():
-        experiment = _retry(lambda old=old: client.get_experiment_by_name(old))
-        if experiment and not _retry(lambda new=new: client.get_experiment_by_name(new)):
-            _retry(lambda: client.rename_experiment(experiment.experiment_id, new))
+        experiment = _retry(client.get_experiment_by_name, old)
+        if experiment and not _retry(client.get_experiment_by_name, new):
+            _retry(client.rename_experiment, experiment.experiment_id, new)
             changes.append(f"renamed experiment {old} to {new}")
-    for name in STUDIES.values():
-        experiment = _retry(lambda name=name: client.get_experiment_by_name(name))
+    for name in NOTES:
+        experiment = _retry(client.get_experiment_by_name, name)
         for key, value in experiment_tags(name).items() if experiment else ():
             if experiment.tags.get(key) != value:
-                _retry(lambda key=key, value=value: client.set_experiment_tag(
-                    experiment.experiment_id, key, value))
+                _retry(client.set_experiment_tag, experiment.experiment_id, key, value)
                 changes.append(f"{name}: set {key}")
     return changes
 
@@ -529,15 +515,15 @@ def migrate_store(client) -> list[str]:
 def _experiment_id(client, name: str, uri: str, root: Path) -> str:
     import mlflow
 
-    experiment = _retry(lambda: client.get_experiment_by_name(name))
+    experiment = _retry(client.get_experiment_by_name, name)
     if experiment is not None:
         return experiment.experiment_id
     artifacts = (root / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
     tags = experiment_tags(name) if name in NOTES else None
     try:
-        return _retry(lambda: client.create_experiment(name, artifacts, tags))
+        return _retry(client.create_experiment, name, artifacts, tags)
     except mlflow.exceptions.MlflowException:  # another worker created it first
-        return _retry(lambda: client.get_experiment_by_name(name)).experiment_id
+        return _retry(client.get_experiment_by_name, name).experiment_id
 
 
 def _send_record(client, path: Path, root: Path) -> str:
@@ -548,29 +534,29 @@ def _send_record(client, path: Path, root: Path) -> str:
 
     rec = json.loads((path / "record.json").read_text())
     experiment_id = _experiment_id(client, rec["experiment"], rec["uri"], root)
-    for run in _retry(lambda: client.search_runs([experiment_id],
-                                                 f"tags.`{RECORD_TAG}` = '{rec['id']}'")):
+    for run in _retry(client.search_runs, [experiment_id],
+                                                 f"tags.`{RECORD_TAG}` = '{rec['id']}'"):
         if run.info.status != "RUNNING":
             return run.info.run_id
-        _retry(lambda: client.delete_run(run.info.run_id))
-        for child in _retry(lambda: client.search_runs(  # its children, sent before it ends
-                [experiment_id], f"tags.`{PARENT_TAG}` = '{rec['id']}'")):
-            _retry(lambda child=child: client.delete_run(child.info.run_id))
-    run_id = _retry(lambda: client.create_run(experiment_id, start_time=rec["start_ms"],
-                                              tags=rec["tags"])).info.run_id
+        _retry(client.delete_run, run.info.run_id)
+        for child in _retry(client.search_runs,   # its children, sent before it ends
+                [experiment_id], f"tags.`{PARENT_TAG}` = '{rec['id']}'"):
+            _retry(client.delete_run, child.info.run_id)
+    run_id = _retry(client.create_run, experiment_id, start_time=rec["start_ms"],
+                                              tags=rec["tags"]).info.run_id
     params = [Param(k, v) for k, v in rec["params"].items()]
     metrics = [Metric(k, v, ts, step) for k, v, ts, step in rec["metrics"]]
     # log_batch takes at most 100 params and 1000 metrics per call.
     for i in range(0, len(params), 100):
-        _retry(lambda i=i: client.log_batch(run_id, params=params[i:i + 100]))
+        _retry(client.log_batch, run_id, params=params[i:i + 100])
     for i in range(0, len(metrics), 1000):
-        _retry(lambda i=i: client.log_batch(run_id, metrics=metrics[i:i + 1000]))
+        _retry(client.log_batch, run_id, metrics=metrics[i:i + 1000])
     for copy, subdir in rec["artifacts"]:
         client.log_artifact(run_id, str(path / copy), subdir)
     for i, child in enumerate(rec.get("children", [])):
         _send_child(client, experiment_id, run_id, rec, i, child)
     with contextlib.redirect_stdout(io.StringIO()):  # not our output: a server's run links
-        _retry(lambda: client.set_terminated(run_id, rec["status"], end_time=rec["end_ms"]))
+        _retry(client.set_terminated, run_id, rec["status"], end_time=rec["end_ms"])
     return run_id
 
 
@@ -581,13 +567,13 @@ def _send_child(client, experiment_id: str, parent_id: str, rec: dict, i: int, c
     tags = {**{k: v for k, v in rec["tags"].items() if k not in ("mlflow.runName", RECORD_TAG)},
             **child["tags"], "mlflow.parentRunId": parent_id, "mlflow.runName": child["name"],
             RECORD_TAG: f"{rec['id']}/{i}", PARENT_TAG: rec["id"]}
-    run_id = _retry(lambda: client.create_run(experiment_id, start_time=child["start_ms"],
-                                              tags=tags)).info.run_id
+    run_id = _retry(client.create_run, experiment_id, start_time=child["start_ms"],
+                                              tags=tags).info.run_id
     params = [Param(k, v) for k, v in child["params"].items()]
     metrics = [Metric(k, v, child["end_ms"], 0) for k, v in child["metrics"].items()]
-    _retry(lambda: client.log_batch(run_id, params=params[:100], metrics=metrics[:1000]))
+    _retry(client.log_batch, run_id, params=params[:100], metrics=metrics[:1000])
     with contextlib.redirect_stdout(io.StringIO()):
-        _retry(lambda: client.set_terminated(run_id, "FINISHED", end_time=child["end_ms"]))
+        _retry(client.set_terminated, run_id, "FINISHED", end_time=child["end_ms"])
 
 
 def _one_line(err: Exception) -> str:

@@ -13,6 +13,8 @@ SEED_DESIGN = {
     "out_weight": [1.0, -1.0, 1.0, -1.0],
     "out_bias": 0.0,
 }
+# The seed report's scale for the sigmoid (Part 2 Q3: "the value k=100").
+SEED_SCALE = 100.0
 
 
 def hand_net(design: dict, act: str, scale: float = 1.0) -> StackedMLP:

@@ -66,7 +66,7 @@ class StackedMLP(nn.Module):
         self.act = act
 
     @classmethod
-    def random(cls, seeds: list[int], hid: int, std: float, act: str = "sig") -> "StackedMLP":
+    def random(cls, seeds: list[int], hid: int, std: float, act: str = "sig") -> StackedMLP:
         """Restart r drawn from N(0, std) by its own generator seeded seeds[r], so a restart's
         start does not depend on how many others are trained beside it."""
         shapes = [(hid, 2), (hid,), (1, hid), (1,)]
@@ -77,7 +77,7 @@ class StackedMLP(nn.Module):
         return cls(*(torch.stack(tensors) for tensors in zip(*nets)), act=act)
 
     @classmethod
-    def single(cls, in_weight, hid_bias, out_weight, out_bias, act: str = "sig") -> "StackedMLP":
+    def single(cls, in_weight, hid_bias, out_weight, out_bias, act: str = "sig") -> StackedMLP:
         """One net (R = 1) from plain lists, e.g. a hand design."""
         return cls([in_weight], [hid_bias], [[out_weight]], [[out_bias]], act=act)
 
@@ -96,7 +96,7 @@ class StackedMLP(nn.Module):
         out_in = (hidden[:, :, None, :] * self.out_weight[:, None]).sum(-1) + self.out_bias[:, None]
         return Pass(hid_in, hidden, out_in, f(out_in))
 
-    def pick(self, r: int) -> "StackedMLP":
+    def pick(self, r: int) -> StackedMLP:
         """Restart r alone, as a detached one-net model."""
         tensors = [p.detach()[r:r + 1] for p in self.parameters()]
         return StackedMLP(*tensors, act=self.act)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from nnstudies.checker.model import StackedMLP  # noqa: E402
+from nnstudies.checker.model import StackedMLP
 
 GRID = torch.arange(-1.5, 1.5, 0.01)  # 300 values, as check_main.py
 LINE_COLOURS = ["tab:blue", "tab:green", "tab:purple", "black", "tab:cyan", "tab:brown"]  # not on Wistia
@@ -83,4 +83,49 @@ def history_figure(epochs, loss, accuracy, title: str):
     a2.set_ylabel("accuracy (%)")
     a2.set_xlabel("epoch")
     a1.set_title(title)
+    return fig
+
+
+def lines_figure(lines: list[dict], x, t, title: str):
+    """Every hidden unit's dividing line (records of analysis.unit_lines) over the nine points,
+    the side where the unit is active marked by an arrow along its weight vector."""
+    fig, ax = plt.subplots(figsize=(5.5, 6.2))
+    for line in lines:
+        colour = LINE_COLOURS[line["unit"] % len(LINE_COLOURS)]
+        _line(ax, line["w"], line["b"], f"h{line['unit']}: {line['equation']}", colour)
+        w = torch.tensor(line["w"])
+        norm = float(w.norm())
+        if norm > 0:  # from the line's point nearest the origin, towards the active side
+            foot = -line["b"] * w / norm ** 2
+            if float(foot.abs().max()) < 1.4:
+                ax.annotate("", xy=(foot + 0.25 * w / norm).tolist(), xytext=foot.tolist(),
+                            arrowprops=dict(arrowstyle="->", color=colour))
+    _points(ax, x, t)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=7)
+    fig.subplots_adjust(bottom=0.25)
+    ax.set_title(title)
+    return fig
+
+
+def scale_figure(sweeps: dict[str, list[dict]], marks: dict[str, float]):
+    """Smallest output margin and points right against the scale k (log axis), one curve per
+    design; vertical lines at ``marks`` (label -> k)."""
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
+    for label, rows in sweeps.items():
+        k = [r["scale"] for r in rows]
+        a1.plot(k, [r["output_margin"] for r in rows], label=label)
+        a2.plot(k, [r["correct"] for r in rows], label=label)
+    a1.axhline(0, color="grey", lw=0.8)
+    for ax in (a1, a2):
+        for i, (label, k) in enumerate(marks.items()):
+            ax.axvline(k, ls=":", color=LINE_COLOURS[i % len(LINE_COLOURS)],
+                       label=label if ax is a1 else None)
+    a1.set_xscale("log")
+    a1.set_yscale("symlog", linthresh=0.1)
+    a1.set_ylabel("smallest output margin")
+    a2.set_ylabel("points right (of 9)")
+    a2.set_xlabel("scale k (every weight and bias times k), sigmoid")
+    a1.legend(fontsize=7)
+    a1.set_title("The hand design under the sigmoid, rescaled")
     return fig

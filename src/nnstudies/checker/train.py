@@ -9,8 +9,8 @@ succeeded (or, with ``stop="all"``, when every restart has), or at ``max_epochs`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -89,6 +89,30 @@ def train(model: StackedMLP, x: torch.Tensor, t: torch.Tensor, *, lr: float, wei
                   final_correct=correct.tolist(), history=history)
 
 
-def course_log(epoch: int, loss: float, correct: int, n_points: int = 9) -> str:
-    """The course's progress line, e.g. 'ep:  100 loss: 0.6858 acc: 55.56'."""
-    return "ep:%5d loss: %6.4f acc: %5.2f" % (epoch, loss, 100.0 * correct / n_points)
+# What happened to a restart, as the restarts table says it.
+MET_RULE = "met the patience rule"
+STOPPED_AT_100 = "reached 100%, stopped when another restart met the rule first"
+STOPPED_BELOW = "never reached 100% before another restart met the rule"
+BUDGET_AT_100 = "reached 100% but did not hold it for `patience` epochs within max_epochs"
+BUDGET_BELOW = "never reached 100% within max_epochs"
+
+
+def restart_table(res: Result, seeds: list[int], max_epochs: int) -> list[dict]:
+    """One record per restart: its seed, when it first reached 100%, when it met the rule
+    (100% for `patience` consecutive epochs), its final points right and loss, and the outcome:
+    which of MET_RULE, STOPPED_*, BUDGET_* happened (the batch stops when one restart meets the
+    rule, so a restart that had reached 100% may have been stopped before it could)."""
+    ran_out = res.epochs >= max_epochs and not any(res.succeeded)
+    rows = []
+    for r, seed in enumerate(seeds):
+        first, met = res.first_full[r], res.met_rule[r]
+        if met is not None:
+            outcome = MET_RULE
+        elif ran_out:
+            outcome = BUDGET_AT_100 if first is not None else BUDGET_BELOW
+        else:
+            outcome = STOPPED_AT_100 if first is not None else STOPPED_BELOW
+        rows.append({"restart": r, "seed": seed, "first_epoch_at_100": first,
+                     "met_rule_at": met, "final_correct": res.final_correct[r],
+                     "final_loss": res.final_loss[r], "kept": r == res.kept, "outcome": outcome})
+    return rows

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nnstudies import mdtable
+
 
 @dataclass
 class Heading:
@@ -62,10 +64,7 @@ def markdown(blocks: list, out_dir: Path) -> str:
         elif isinstance(block, Table):
             if block.caption:
                 lines += [f"*{block.caption}*", ""]
-            lines.append("| " + " | ".join(map(str, block.header)) + " |")
-            lines.append("|" + "---|" * len(block.header))
-            lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in block.rows]
-            lines.append("")
+            lines += [mdtable.render(block.header, [[_cell(c) for c in row] for row in block.rows]), ""]
         elif isinstance(block, (Figure, Figures)):
             for fig in _figures(block):
                 rel = os.path.relpath(fig.path, out_dir)
@@ -108,7 +107,7 @@ def _figures(block) -> list:
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return str(value)
 
 
 def _inline(text: str) -> str:

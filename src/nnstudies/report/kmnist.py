@@ -1,76 +1,301 @@
-"""Study 1 of the report: the three KMNIST classifiers, from their stage outputs."""
+"""Study 1 of the report: the three KMNIST classifiers, from their results and metrics files.
+
+Every sentence is computed from ``results/`` and ``metrics/`` (and shows figures under
+``plots/``); the seed report's own answers, quoted in :data:`SEED`, are what the sentences
+check against.
+"""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 from nnstudies.report.document import Code, Figure, Figures, Heading, Para, Table
 from nnstudies.report.targets import Targets, verdict
 
-NETS = {"lin": "NetLin (linear)", "full": "NetFull (one tanh hidden layer)",
-        "conv": "NetConv (two conv layers)"}
+NETS = ("lin", "full", "conv")
+KINDS = {"lin": "linear", "full": "one tanh hidden layer", "conv": "two conv layers"}
+
+# The seed report's answers (reference/seed-report.txt, Part 1), on the official data (60,000
+# training, 10,000 test images).  ``confusions``: the pairs its question 4 names, read as
+# (true, predicted) class indices mapped to names ("the digit 4 being mistaken for the digit 9"
+# = na taken for wo); ``largest``: the largest off-diagonal cell of the matrix it printed.
+SEED = {
+    "lin": {"correct": 6965, "images": 10000, "parameters": 7840,
+            "confusions": [("na", "wo"), ("ya", "su"), ("re", "tsu")], "largest": ("ma", "su", 144)},
+    "full": {"correct": 8466, "images": 10000, "parameters": 159010,
+             "confusions": [("su", "o"), ("ha", "tsu")], "largest": ("ha", "su", 81)},
+    "conv": {"correct": 9390, "images": 10000, "parameters": 421642,
+             "confusions": [("ha", "tsu"), ("wo", "na")], "largest": ("ki", "ma", 42)},
+}
+SEED_TRAIN_IMAGES = 60000
+# The seed's NetFull formula, T = (794*H) + (10*H) + H + 10 with H = 200: it wrote 794 for 784.
+SEED_FULL_FORMULA = {"input_term": 794, "hidden": 200}
 
 
-def last_epoch_log(log_text: str) -> str:
-    """The last epoch's block of the course log: its Train Epoch lines to the Test set line."""
-    lines = log_text.rstrip("\n").splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith("Train Epoch:") and " [0/" in line]
-    return "\n".join(lines[starts[-1]:] if starts else lines[-30:])
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
 
 
-def read_confusion(path: Path) -> tuple[list[str], list[list[int]]]:
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    classes = rows[0][1:]
-    return classes, [[int(float(v)) for v in row[1:]] for row in rows[1:]]
+def points(x: float) -> str:
+    return f"{100 * x:+.1f} points"
 
 
-def most_confused(classes: list[str], matrix: list[list[int]], top: int = 3) -> list[tuple]:
-    """(true, predicted, count) for the largest off-diagonal entries."""
-    pairs = [(classes[i], classes[j], matrix[i][j]) for i in range(len(classes))
-             for j in range(len(classes)) if i != j and matrix[i][j] > 0]
-    return sorted(pairs, key=lambda p: -p[2])[:top]
+def read(folder: Path, stem: str) -> dict:
+    return json.loads((Path(folder) / f"{stem}.json").read_text())
 
 
-def section(metrics_dir: Path, plots_dir: Path, targets: Targets) -> list:
+# ---------------------------------------------------------------------------
+# Sentences, each from data.
+
+
+def data_sentence(fetch: dict, runs: dict) -> str:
+    """Which data the nets were trained on, checked by md5 against what fetch_kmnist wrote."""
+    fetched = {f["name"]: f["md5"] for f in fetch["files"]}
+    same = [net for net, r in runs.items() if r["data"]["md5"] == fetched]
+    text = (f"Data: KMNIST from `{fetch['source']}`, {fetch['train_images']:,} training and "
+            f"{fetch['test_images']:,} test images (md5-verified).")
+    if len(same) == len(runs):
+        text += " All three nets were trained and tested on exactly these files (same md5s)."
+    else:
+        other = ", ".join(runs[n]["title"] for n in runs if n not in same)
+        text += f" **{other} read files with other md5s than the fetched ones** (stale results)."
+    if fetch["test_images"] != SEED["lin"]["images"] or fetch["train_images"] != SEED_TRAIN_IMAGES:
+        text += (f" The seed report used the official {SEED_TRAIN_IMAGES:,} + "
+                 f"{SEED['lin']['images']:,} images, so its accuracies are not directly comparable "
+                 "with this run's.")
+    return text
+
+
+def accuracy_sentence(r: dict, m: dict, met: str) -> str:
+    last, seed = r["last_epoch"], SEED[r["net"]]
+    text = (f"After {r['settings']['epochs']} epochs on {r['data']['train_images']:,} training "
+            f"images: **test accuracy {pct(m['test_accuracy'])}** ({last['correct']}/"
+            f"{last['images']}), average test loss {m['test_loss']:.4f}. Course target: {met}.")
+    seed_accuracy = seed["correct"] / seed["images"]
+    diff = m["test_accuracy"] - seed_accuracy
+    comparable = r["data"]["test_images"] == seed["images"]
+    if comparable and abs(diff) < 0.01:
+        text += f" The seed report got {pct(seed_accuracy)}: the same within a point."
+    else:
+        text += (f" The seed report got {pct(seed_accuracy)} ({seed['correct']}/{seed['images']}); "
+                 f"this run is {points(diff)}"
+                 + ("." if comparable else f", on {r['data']['test_images']:,} test images instead "
+                    f"of {seed['images']:,}."))
+    history = r["history"]
+    if len(history) >= 2:
+        step = history[-1]["test_accuracy"] - history[-2]["test_accuracy"]
+        text += (f" The last epoch changed the test accuracy by {points(step)}"
+                 + (": still improving." if step > 0 else ": no longer improving."))
+    return text
+
+
+def parameter_sentence(r: dict) -> str:
+    s, seed = r["settings"], SEED[r["net"]]
+    agree = "agree" if s["parameters"] == s["formula_count"] else "**disagree**"
+    text = (f"Independent parameters: **{s['parameters']:,}** counted from the model; by hand "
+            f"`{s['formula']}` = {s['formula_count']:,}: they {agree}.")
+    if s["parameters"] == seed["parameters"]:
+        text += f" The seed report's count, {seed['parameters']:,}, is right."
+    else:
+        text += (f" The seed report's count, {seed['parameters']:,}, is **wrong**"
+                 + (" (it holds for the seed's own sizes, not this run's)."
+                    if _seed_sizes(r) is False else f" (off by {s['parameters'] - seed['parameters']:+,})."))
+    if r["net"] == "full":
+        h = SEED_FULL_FORMULA["hidden"]
+        as_written = SEED_FULL_FORMULA["input_term"] * h + 10 * h + h + 10
+        text += (f" Its formula `({SEED_FULL_FORMULA['input_term']}*H) + (10*H) + H + 10` gives "
+                 f"{as_written:,} at H = {h}, not the {seed['parameters']:,} it states: "
+                 f"{SEED_FULL_FORMULA['input_term']} should be 784.")
+    return text
+
+
+def _seed_sizes(r: dict) -> bool | None:
+    """Whether the run used the seed's layer sizes (None for NetLin, which has none)."""
+    sizes = r["settings"]["sizes"]
+    course = {"full": {"hidden": 200}, "conv": {"channels1": 32, "channels2": 64, "kernel": 3, "fc": 128}}
+    return None if r["net"] == "lin" else sizes == course[r["net"]]
+
+
+def course_log(r: dict) -> str:
+    """The last epoch's console output, in the course's format, from the recorded lines."""
+    last = r["last_epoch"]
+    lines = [f"Train Epoch: {x['epoch']} [{x['images']}/{x['of']} ({x['percent']}%)]\tLoss: "
+             f"{x['loss']:.6f}" for x in last["lines"]]
+    lines.append(f"Test set: Average loss: {last['test_loss']:.4f}, Accuracy: {last['correct']}/"
+                 f"{last['images']} ({100 * last['correct'] / last['images']:.0f}%)")
+    return "\n".join(lines)
+
+
+def settings_table(r: dict) -> Table:
+    s = r["settings"]
+    rows = [["architecture", s["architecture"]]]
+    rows += [[f"layer `{layer['layer']}`", f"{layer['module']}: {layer['parameters']:,} parameters"]
+             for layer in s["layers"]]
+    rows += [["parameters", f"{s['parameters']:,}"],
+             ["optimiser", f"{s['optimiser']}, lr {s['lr']}, momentum {s['momentum']}"],
+             ["loss", s["loss"]],
+             ["initialisation", f"{s['init']}; seed {s['seed']}"],
+             ["epochs, batch size", f"{s['epochs']}, {s['batch_size']} "
+                                    f"({'shuffled' if s['shuffle'] else 'fixed file order'})"],
+             ["data", f"{r['data']['train_images']:,} training, {r['data']['test_images']:,} test images"],
+             ["device", s["device"]]]
+    return Table(["setting", "value"], rows, caption=f"{r['title']}: the settings of this run.")
+
+
+def ordering_sentence(runs: dict, metrics: dict) -> str:
+    """The accuracy ordering, against the seed's and against the parameter counts."""
+    by_accuracy = sorted(NETS, key=lambda n: -metrics[n]["test_accuracy"])
+    by_seed = sorted(NETS, key=lambda n: -SEED[n]["correct"] / SEED[n]["images"])
+    by_size = sorted(NETS, key=lambda n: -runs[n]["settings"]["parameters"])
+    order = " > ".join(f"{runs[n]['title']} ({pct(metrics[n]['test_accuracy'])})" for n in by_accuracy)
+    text = f"Test accuracy orders the nets {order}"
+    text += (", as in the seed report." if by_accuracy == by_seed else
+             f"; the seed report had {' > '.join(runs[n]['title'] for n in by_seed)}: "
+             "**this run disagrees**.")
+    text += (" Accuracy rises with the parameter count here."
+             if by_accuracy == by_size else " Accuracy does **not** follow the parameter count here.")
+    steps = []
+    for small, big in zip(by_size[::-1], by_size[::-1][1:]):
+        factor = runs[big]["settings"]["parameters"] / runs[small]["settings"]["parameters"]
+        gain = metrics[big]["test_accuracy"] - metrics[small]["test_accuracy"]
+        steps.append(f"{runs[small]['title']} -> {runs[big]['title']}: {factor:.1f}x the "
+                     f"parameters, {points(gain)}")
+    return text + " Per step up in size: " + "; ".join(steps) + "."
+
+
+def class_table(runs: dict) -> Table:
+    classes = runs["lin"]["classes"]
+    acc = {n: {c["class"]: c["accuracy"] for c in runs[n]["per_class"]} for n in NETS}
+    rows = [[c, *(pct(acc[n][c]) for n in NETS), points(acc["full"][c] - acc["lin"][c]),
+             points(acc["conv"][c] - acc["full"][c])] for c in classes]
+    return Table(["class", *(runs[n]["title"] for n in NETS), "hidden units (full - lin)",
+                  "convolution (conv - full)"], rows,
+                 caption="Test accuracy per class, and what the hidden layer and the convolutions add.")
+
+
+def gain_sentence(runs: dict, better: str, worse: str, what: str) -> str:
+    """Which classes gain most (and least) from going ``worse`` -> ``better``."""
+    acc = {n: {c["class"]: c["accuracy"] for c in runs[n]["per_class"]} for n in (better, worse)}
+    gains = sorted(((acc[better][c] - acc[worse][c], c) for c in acc[better]), reverse=True)
+    top = ", ".join(f"{c} ({points(g)})" for g, c in gains[:2])
+    text = f"{what} help most with {top}, least with {gains[-1][1]} ({points(gains[-1][0])})"
+    losers = [c for g, c in gains if g < 0]
+    if losers:
+        text += f"; {runs[better]['title']} is worse than {runs[worse]['title']} on {', '.join(losers)}"
+    return text + "."
+
+
+def hardest_sentence(runs: dict) -> str:
+    parts = []
+    for n in NETS:
+        worst = min(runs[n]["per_class"], key=lambda c: c["accuracy"])
+        parts.append(f"{runs[n]['title']}: {worst['class']} ({pct(worst['accuracy'])})")
+    return "Hardest class per net: " + "; ".join(parts) + "."
+
+
+def pairs_sentence(r: dict) -> str:
+    """The most confused pairs, ties named, and how alike the two characters look on average."""
+    pairs, like = r["confused_pairs"], r["likeness"]
+    if not pairs:
+        return f"{r['title']} confused no pair of classes."
+    listed = "; ".join(f"{p['true']} taken for {p['predicted']} {p['count']}x "
+                       f"({pct(p['share'])} of the {p['true']} test images)" for p in pairs)
+    text = f"{r['title']}: {listed}."
+    cut = pairs[-1]["count"]
+    tied = [p for p in pairs if p["count"] == cut]
+    if len(tied) > 1:
+        text += f" {len(tied)} pairs tie at {cut}: all are kept."
+    alike = [p for p in pairs if p["likeness"] > like["median"]]
+    correlations = ", ".join(f"{p['likeness']:.2f}" for p in pairs)
+    text += (f" Mean test images correlate at {correlations} "
+             f"for these pairs (median over all {like['class_pairs']} class pairs "
+             f"{like['median']:.2f}): {len(alike)} of {len(pairs)} look more alike than the "
+             "median pair, so shared strokes explain "
+             + ("them." if len(alike) == len(pairs) else "only some of them."))
+    return text
+
+
+def seed_pairs_sentence(r: dict) -> str:
+    """The seed's named confusions, looked up in this run's matrix."""
+    seed = SEED[r["net"]]
+    classes, matrix = r["classes"], r["confusion"]
+    off = sorted((matrix[i][j] for i in range(len(classes)) for j in range(len(classes)) if i != j),
+                 reverse=True)
+    top = {(p["true"], p["predicted"]) for p in r["confused_pairs"]}
+    found = []
+    for true, predicted in seed["confusions"]:
+        count = matrix[classes.index(true)][classes.index(predicted)]
+        found.append(f"{true} taken for {predicted} {count}x (rank {off.index(count) + 1} of "
+                     f"{len(off)} cells)")
+    hits = sum(pair in top for pair in seed["confusions"])
+    among = "among this run's most confused pairs"
+    found_text = (f"all of them are {among}" if hits == len(seed["confusions"])
+                  else f"none of them is {among}" if hits == 0
+                  else f"{hits} of them {'is' if hits == 1 else 'are'} {among}")
+    t, p, n = seed["largest"]
+    named = (t, p) in seed["confusions"]
+    return (f"The seed report named for {r['title']}: "
+            f"{', '.join(f'{a} taken for {b}' for a, b in seed['confusions'])}. Here: "
+            f"{'; '.join(found)}: {found_text}. (The seed's own printed matrix had {t} taken "
+            f"for {p}, {n}x, as its largest confusion, "
+            f"{'one it named' if named else 'not one it named'}.)")
+
+
+# ---------------------------------------------------------------------------
+
+
+def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targets) -> list:
     """``targets``: metric file -> metric -> (bound text, met) from the course gates."""
-    blocks: list = [Heading(2, "Part 1: Japanese character recognition (KMNIST)")]
-    summary_rows, confused_rows = [], []
-    for net, title in NETS.items():
-        metrics = json.loads((metrics_dir / f"train_kmnist_{net}.json").read_text())
-        plots = plots_dir / f"train_kmnist_{net}"
-        classes, matrix = read_confusion(plots / "confusion_matrix.csv")
-        correct = sum(matrix[i][i] for i in range(len(matrix)))
-        total = sum(map(sum, matrix))
-        met = verdict(targets, f"metrics/train_kmnist_{net}.json", "test_accuracy")
+    runs = {n: read(results_dir, f"train_kmnist_{n}") for n in NETS}
+    metrics = {n: read(metrics_dir, f"train_kmnist_{n}") for n in NETS}
+    fetch = read(results_dir, "fetch_kmnist")
+    blocks: list = [Heading(2, "Part 1: Japanese character recognition (KMNIST)"),
+                    Para(data_sentence(fetch, runs)),
+                    Figure(plots_dir / "fetch_kmnist" / fetch["figures"]["classes"],
+                           "The ten Hiragana classes: the first training images of each")]
+    summary = []
+    for q, n in enumerate(NETS, 1):
+        r, m = runs[n], metrics[n]
+        plots = plots_dir / f"train_kmnist_{n}"
+        met = verdict(targets, f"metrics/train_kmnist_{n}.json", "test_accuracy")
+        classes = r["classes"]
         blocks += [
-            Heading(3, title),
-            Para(f"After {metrics['epochs']} epochs on {metrics['train_images']:,} training images: "
-                 f"**test accuracy {100 * metrics['test_accuracy']:.2f}%** ({correct}/{total}), "
-                 f"average test loss {metrics['test_loss']:.4f}. Course target: {met}."),
+            Heading(3, f"Question {q}: {r['title']} ({KINDS[n]})"),
+            settings_table(r),
+            Para(accuracy_sentence(r, m, met)),
             Para("The last epoch's console output, in the course format:"),
-            Code(last_epoch_log((plots / "train.log").read_text())),
-            Table(["true \\ predicted", *classes], [[c, *row] for c, row in zip(classes, matrix)],
+            Code(course_log(r)),
+            Table(["true \\ predicted", *classes], [[c, *row] for c, row in zip(classes, r["confusion"])],
                   caption="Confusion matrix of the last epoch: rows are the true class, columns "
                           "the predicted class."),
-            Figure(plots / "confusion.png", f"{title}: confusion matrix"),
-            Para(f"Independent parameters: **{metrics['parameters']:,}** counted from the model; "
-                 f"by formula `{metrics['formula']}` = {metrics['parameters_formula']:,}."),
+            Figure(plots / r["figures"]["confusion"], f"{r['title']}: confusion matrix"),
+            Para(parameter_sentence(r)),
         ]
-        summary_rows.append([title, f"{100 * metrics['test_accuracy']:.2f}%",
-                             f"{metrics['test_loss']:.4f}", f"{metrics['parameters']:,}", met])
-        pairs = most_confused(classes, matrix)
-        confused_rows.append([title, "; ".join(f"{t} taken for {p} ({n}x)" for t, p, n in pairs)])
+        seed = SEED[n]
+        summary.append([r["title"], f"{r['settings']['parameters']:,}", pct(m["test_accuracy"]),
+                        f"{m['test_loss']:.4f}", met, pct(seed["correct"] / seed["images"])])
     blocks += [
-        Heading(3, "Comparison of the three nets"),
-        Table(["net", "test accuracy", "test loss", "parameters", "course target"],
-              summary_rows),
+        Heading(3, "Question 4: the three nets compared"),
+        Table(["net", "parameters", "test accuracy", "test loss", "course target",
+               "seed report (official data)"], summary),
+        Para(ordering_sentence(runs, metrics)),
+        class_table(runs),
+        Para(gain_sentence(runs, "full", "lin", "Hidden units")
+             + " " + gain_sentence(runs, "conv", "full", "Convolutions") + " " + hardest_sentence(runs)),
         Heading(3, "Most confused characters"),
-        Table(["net", "most frequent confusions (true taken for predicted)"], confused_rows),
-        Figures([Figure(plots_dir / f"train_kmnist_{net}" / "most_confused.png",
-                        f"{NETS[net]}: the most confused pairs, with test images") for net in NETS]),
+        Table(["net", "true class", "taken for", "count", "share of the true class",
+               "mean-image correlation"],
+              [[runs[n]["title"], p["true"], p["predicted"], p["count"], pct(p["share"]),
+                f"{p['likeness']:.2f}"] for n in NETS for p in runs[n]["confused_pairs"]],
+              caption="The most confused (true, predicted) pairs of each net, the top three with "
+                      "ties kept."),
+        *[Para(pairs_sentence(runs[n])) for n in NETS],
+        *[Para(seed_pairs_sentence(runs[n])) for n in NETS],
+        Figures([Figure(plots_dir / f"train_kmnist_{n}" / runs[n]["figures"]["confused_pairs"],
+                        f"{runs[n]['title']}: each confused pair: test images of the true class "
+                        "read as the other, test images of the class it was taken for, both "
+                        "mean images and their difference (red: ink of the true class only, "
+                        "blue: of the other)") for n in NETS]),
     ]
     return blocks
-

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-from nnstudies import yamlfile
+from nnstudies import gitrepo, yamlfile
 from nnstudies.params import flatten
-
-
-def _git(root: Path, *args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                              timeout=20).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def params_diff(root: Path, params_path: Path) -> list[tuple[str, str, str]]:
     """(key, committed value, value used) for every param that differs from HEAD's params.yaml."""
-    committed_text = _git(root, "show", "HEAD:params.yaml")
-    committed = flatten(yamlfile.parse(committed_text, "HEAD:params.yaml") or {}) if committed_text else {}
+    committed = gitrepo.committed_params(root)
     used = flatten(yamlfile.read(params_path) or {})
     keys = sorted(set(committed) | set(used))
     return [(k, str(committed.get(k, "-")), str(used.get(k, "-")))
@@ -38,8 +28,8 @@ def code_version(root: Path) -> dict:
     """The commit of the code, params and data behind the results, and whether the work tree
     differs from it in any of them."""
     inputs = ["--", *INPUTS]
-    commit = _git(root, "log", "-1", "--format=%H", *inputs) or _git(root, "rev-parse", "HEAD")
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no", *inputs))
+    commit = gitrepo.output(root, "log", "-1", "--format=%H", *inputs) or gitrepo.head(root)
+    dirty = bool(gitrepo.output(root, "status", "--porcelain", "--untracked-files=no", *inputs))
     return {
         "commit": commit or "unknown",
         "dirty": dirty,
@@ -48,8 +38,26 @@ def code_version(root: Path) -> dict:
     }
 
 
-def section(root: Path, params_path: Path, fetch_metrics: dict, profile: str) -> list:
-    from nnstudies.report.document import Heading, Para, Table
+# The README's set-up line (pinned environment); the report repeats it so that it stands alone.
+SETUP = "python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e . && . .venv/bin/activate"
+
+
+def commands(commit: str, experiment: str, changed: list[tuple[str, str, str]]) -> str:
+    """The shell commands that rebuild this report from its commit: a plain `dvc repro` when
+    the params are the committed ones, else a DVC experiment setting exactly those that differ."""
+    lines = [f"git checkout {commit}", SETUP]
+    if changed:
+        sets = " ".join(f"-S '{key}={used}'" for key, _, used in changed if used != "-")
+        name = f" -n {experiment}" if experiment else ""
+        lines.append(f"dvc exp run{name} {sets}")
+    else:
+        lines.append("dvc repro")
+    return "\n".join(lines)
+
+
+def section(root: Path, params_path: Path, fetch: dict, profile: str) -> list:
+    """``fetch``: results/fetch_kmnist.json (the data this run read)."""
+    from nnstudies.report.document import Code, Heading, Para, Table
 
     code = code_version(root)
     changed = params_diff(root, params_path)
@@ -59,16 +67,19 @@ def section(root: Path, params_path: Path, fetch_metrics: dict, profile: str) ->
              + (" (with uncommitted changes)" if code["dirty"] else "")
              + (f"; DVC experiment **{code['experiment']}** on baseline `{code['baseline'][:12]}`"
                 if code["experiment"] else "; run in the workspace (not a DVC experiment)") + "."),
-        Para(f"KMNIST source: `{fetch_metrics['source']}` ({fetch_metrics['train_images']:,} training "
-             f"and {fetch_metrics['test_images']:,} test images, every file md5-verified)."),
+        Para(f"KMNIST source: `{fetch['source']}` ({fetch['train_images']:,} training "
+             f"and {fetch['test_images']:,} test images, every file md5-verified)."),
         Table(["file", "md5", "bytes"],
-              [[name, info["md5"], f"{info['bytes']:,}"] for name, info in fetch_metrics["files"].items()]),
+              [[f["name"], f["md5"], f"{f['bytes']:,}"] for f in fetch["files"]]),
     ]
     if changed:
         blocks.append(Table(["param", "committed params.yaml", "used here"], changed,
                             caption="Params that differ from the committed params.yaml."))
     else:
         blocks.append(Para("Params: exactly the committed params.yaml."))
+    blocks += [Para("To rebuild this report (in a clone of the repository, on any machine with "
+                    "python3 and git; no network needed but the package index):"),
+               Code(commands(code["commit"][:12], code["experiment"], changed))]
     blocks.append(Para("Every stage run is an MLflow run (one experiment per study) tagged with "
                        "its git commit, `dvc.stage` and `dvc.exp_name`, with its timings: "
                        "`nnstudies compare` or `nnstudies ui`. Timings and run ids stay there, "

@@ -1,6 +1,6 @@
 """The sweeps in the report: how many hidden units does each task need?
 
-Every sentence is computed from metrics/sweep_check.json and metrics/sweep_seq.json: the
+Every sentence is computed from results/sweep_checker.json and results/sweep_seq.json: the
 smallest size whose measured success rate reaches RELIABLE, with its 95% Wilson interval,
 the size below it, and the smallest size that ever succeeded.
 """
@@ -97,15 +97,15 @@ def _bounds(success: dict) -> str:
     return " and ".join(f"{k} {'>=' if k == 'separation' else '<='} {v:g}" for k, v in success.items())
 
 
-def section(metrics_dir: Path, plots_dir: Path) -> list:
-    check = json.loads((metrics_dir / "sweep_check.json").read_text())
-    seq = json.loads((metrics_dir / "sweep_seq.json").read_text())
-    trained = json.loads((metrics_dir / "train_check.json").read_text())
+def section(metrics_dir: Path, results_dir: Path, plots_dir: Path) -> list:
+    check = json.loads((results_dir / "sweep_checker.json").read_text())
+    seq = json.loads((results_dir / "sweep_seq.json").read_text())
+    trained = json.loads((results_dir / "train_checker.json").read_text())["settings"]
     blocks: list = [
         Heading(2, "How many hidden units does each task need?"),
         Para("The runs above keep the best of many restarts. Here each size is trained from "
              "many seeds, **one run per seed** as the course runs it, and the share of runs "
-             "that succeed is counted, with its 95% Wilson interval (`sweep_check`, "
+             "that succeed is counted, with its 95% Wilson interval (`sweep_checker`, "
              "`sweep_seq`; each run is an MLflow run, child of its sweep's run). "
              f"Checkerboard: {check['seeds']} seeds per size, at most {check['max_epochs']:,} "
              f"epochs, success = the course's rule (100% for {check['patience']:,} consecutive "
@@ -124,7 +124,7 @@ def section(metrics_dir: Path, plots_dir: Path) -> list:
     blocks += [
         Table(["task", "hid", "succeeded", "rate", "95% interval", "epochs to success: median (quartiles)"],
               rows, caption="Success rate of one run per seed, per network size."),
-        Figures([Figure(plots_dir / "sweep_check" / "rate.png", "checkerboard MLP"),
+        Figures([Figure(plots_dir / "sweep_checker" / "rate.png", "checkerboard MLP"),
                  Figure(plots_dir / "sweep_seq" / "rate.png", "SRNs on the three grammars")]),
     ]
     return blocks

@@ -1,8 +1,9 @@
 """Checkpoints of the stacked nets.
 
-``epoch_<k>.pt``: every restart's weights and their eval metrics at epoch k (the plots
-read it and take the best restart).  ``progress.pt``: the latest state of the run (weights,
-optimiser, curve, log, settings), from which ``resume`` continues bit for bit.
+``epoch_<k>.pt``: every restart's weights and their validation metrics at epoch k (the
+plots read it and take the restart best on validation).  ``progress.pt``: the latest state
+of the run (weights, optimiser, curve, log, settings), from which ``resume`` continues bit
+for bit.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def save(folder, settings: dict, grammar: Grammar, net: Stacked, epoch: int,
     folder = Path(folder)
     head = {"format": FORMAT, "model": settings["task"]["model"], "hid": net.hid,
             "num_in": net.num_in, "restarts": net.restarts, "epoch": epoch}
-    atomic.save_torch({**head, "state": state["state"], "eval": state["eval"]},
+    atomic.save_torch({**head, "state": state["state"], "validation": state["validation"]},
                       folder / f"epoch_{epoch}.pt")
     atomic.save_torch({**head, "settings": settings, "data": fingerprint(grammar, epoch + 1),
                        "state": state["state"],
@@ -88,14 +89,15 @@ def resumable(folder, settings: dict, grammar: Grammar, epochs: int) -> tuple[di
 
 
 def load_best(path) -> tuple[Stacked, dict]:
-    """The restart with the best eval score at that checkpoint, as a one-restart net."""
+    """The restart with the best validation score at that checkpoint, as a one-restart net."""
     ckpt = _read(path)
     try:
         net = models.build(ckpt["model"], ckpt["num_in"], ckpt["hid"], ckpt["restarts"])
         net.load_state_dict(ckpt["state"])
-        scores = train.selection_score({k: np.asarray(v) for k, v in ckpt["eval"].items()})
+        scores = train.selection_score({k: np.asarray(v)
+                                        for k, v in ckpt["validation"].items()})
     except (KeyError, RuntimeError) as exc:
         raise UserError(f"{path}: checkpoint does not hold a net ({exc})") from None
     best = int(np.argmin(scores))
     return net.select(best), {"best_restart": best, "epoch": ckpt["epoch"],
-                              "restarts": ckpt["restarts"], "eval": ckpt["eval"]}
+                              "restarts": ckpt["restarts"], "validation": ckpt["validation"]}

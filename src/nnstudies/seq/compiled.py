@@ -11,7 +11,7 @@ compiled layout around each span) and the optimiser state is ``optimizer.state[p
 as torch.optim.Adam / SGD keep it, so ``state_dict()``, checkpoints and resume do not know
 which kernel ran.
 
-Exactness (docs/recurrent.md, "The compiled kernel"):
+Exactness (docs/seq.md, "The compiled kernel"):
 - every restart reads the same sequence, so all restarts step through it together, each in
   its own SIMD lane, with only elementwise operations across restarts: restart r's
   arithmetic is the same, operation for operation, whatever runs beside it (bit-identical

@@ -43,7 +43,7 @@ class Stacked(nn.Module):
                 for p in self.parameters():
                     p[r].copy_(self.init_values(p[r].shape, g, std))
 
-    def select(self, restart: int) -> "Stacked":
+    def select(self, restart: int) -> Stacked:
         """A one-restart copy of restart ``restart``."""
         one = type(self)(self.num_in, self.hid, self.num_out, 1)
         state = self.state_dict()

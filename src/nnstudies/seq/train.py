@@ -1,41 +1,44 @@
 """Training: one epoch = one sequence, all restarts side by side, loss on the next symbol.
 
 Every restart sees the same sequence; the batched loss is the sum of the restarts' own
-mean next-symbol NLLs, so restart r's gradient is exactly its own.  Evaluation runs the
-fixed eval split through every restart at once (sequences padded, batched).
+mean next-symbol NLLs, so restart r's gradient is exactly its own.  Evaluation runs a
+fixed split through every restart at once (sequences padded, batched): during training the
+validation split, on which the kept restart is chosen; the test split is for the kept
+restart's reported numbers only.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nnstudies.seq import dynamics, report
+from nnstudies.seq import diagnostics, dynamics
 from nnstudies.seq.languages import Grammar
 from nnstudies.seq.models import Stacked
 
 
 @dataclass
 class EvalBatch:
-    """The eval split padded to (T, batch): inputs, next-symbol labels, true rows, masks."""
+    """A split padded to (T, batch): inputs, next-symbol labels, true rows, masks."""
 
     x: torch.Tensor  # (T, N, C) one-hot inputs
     labels: torch.Tensor  # (T, N) next symbols (0 where padded)
     probs: torch.Tensor  # (T, N, C) true next-symbol rows
     valid: torch.Tensor  # (T, N) bool, real prediction positions
     error_mask: torch.Tensor  # (T, N) bool, positions counted in `error`
-    final_mask: torch.Tensor | None  # (T, N) bool, the closing T/P of embedded Reber
+    final_mask: torch.Tensor | None  # (T, N) bool, positions counted in `final` (if any)
     states: torch.Tensor  # (T, N) state label of each hidden position
 
 
-def eval_batch(grammar: Grammar, count: int | None = None) -> EvalBatch:
-    n = len(grammar.eval) if count is None else min(count, len(grammar.eval))
-    seqs = [grammar.eval.sequence(i, grammar.prob_table) for i in range(n)]
+def eval_batch(grammar: Grammar, split: str = "validation") -> EvalBatch:
+    data, language = grammar.split(split), grammar.language
+    seqs = [data.sequence(i, grammar.prob_table) for i in range(len(data))]
+    n = len(seqs)
     T, C = max(len(s[0]) for s in seqs) - 1, grammar.classes
     x, probs = torch.zeros(T, n, C), torch.zeros(T, n, C)
     labels, states = torch.zeros(T, n, dtype=torch.long), torch.zeros(T, n, dtype=torch.long)
@@ -47,13 +50,12 @@ def eval_batch(grammar: Grammar, count: int | None = None) -> EvalBatch:
         labels[:L, i], states[:L, i] = torch.from_numpy(sym[1:]), torch.from_numpy(st[1:])
         probs[:L, i] = torch.from_numpy(pr)
         valid[:L, i] = True
-        if grammar.lang == "ereber":
-            error_mask[2:L - 3, i] = True  # course: the inner string after its B, not its E
-            final_mask[L - 2, i] = True  # the prediction of the closing T/P
-        else:
-            error_mask[:L, i] = True
+        window, final = language.masks(L)
+        error_mask[:L, i] = torch.from_numpy(window)
+        if final is not None:
+            final_mask[:L, i] = torch.from_numpy(final)
     return EvalBatch(x, labels, probs, valid, error_mask,
-                     final_mask if grammar.lang == "ereber" else None, states)
+                     None if language.final is None else final_mask, states)
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -92,7 +94,7 @@ def _restart_metrics(logits: torch.Tensor, batch: EvalBatch) -> dict[str, float]
 
 @torch.no_grad()
 def evaluate(model: Stacked, batch: EvalBatch, kernel: str = "fused") -> dict[str, np.ndarray]:
-    """Per-restart metrics on the eval split (each an array of R values).  Each restart is
+    """Per-restart metrics on ``batch`` (each an array of R values).  Each restart is
     measured on its own tensors, the same way whatever runs beside it (torch's kernels
     split a batched tensor into vector lanes and a remainder that depends on its size)."""
     model.eval()
@@ -112,7 +114,8 @@ def entropy_floor(batch: EvalBatch) -> float:
 
 
 def selection_score(metrics: dict) -> np.ndarray:
-    """Lower is better: eval error, plus `final` where the task has one."""
+    """Lower is better: error, plus `final` where the task has one (on validation, the
+    kept restart is the lowest)."""
     return metrics["error"] + metrics.get("final", 0.0)
 
 
@@ -155,6 +158,7 @@ class Progress:
     loss_count: int = 0
     curve: list = field(default_factory=list)  # rows: epoch, restart, metrics...
     log: list = field(default_factory=list)  # the diagnostic prints
+    diagnostic: dict = field(default_factory=dict)  # the last of them, as data (diagnostics.record)
     seconds: float = 0.0  # training time (of this process: a resumed run counts from the resume)
     metrics: dict = field(default_factory=dict)  # per restart, at the last evaluation
 
@@ -206,8 +210,8 @@ def train(model: Stacked, grammar: Grammar, s: Settings, *,
     """Train epochs 0..s.epochs inclusive (the course's N+1 updates), one sequence each.
 
     Every ``log_every`` epochs (from 0, after that epoch's update): evaluate every restart
-    on the eval split, print the course's diagnostic for the best restart, record the
-    curve.  Every ``checkpoint_every`` epochs and at the end: ``checkpoint(epoch, state)``,
+    on the validation split, print the course's diagnostic for the best restart on it,
+    record the curve.  Every ``checkpoint_every`` epochs and at the end: ``checkpoint(epoch, state)``,
     whose state (``resume``) continues the run exactly where it was: epoch e trains on
     sequence e, and nothing else is random.  Any kernel's checkpoint resumes under any
     other: the parameters and the optimiser state are torch's in all of them.
@@ -252,9 +256,9 @@ def train(model: Stacked, grammar: Grammar, s: Settings, *,
                 run.curve.append({"epoch": epoch, "restart": r,
                                   **{k: float(v[r]) for k, v in metrics.items()},
                                   "loss": float(loss[r])})
-            sample = (epoch // s.log_every) % len(grammar.eval)
-            text = report.diagnostic(model.select(best), grammar, sample, epoch)
-            text += f"best restart: {best}\n"
+            sample = (epoch // s.log_every) % len(grammar.validation)
+            run.diagnostic = diagnostics.record(model.select(best), grammar, sample, epoch, best)
+            text = diagnostics.text(run.diagnostic, grammar.language) + f"best restart: {best}\n"
             run.log.append(text)
             log(text)
             if on_eval:
@@ -266,7 +270,7 @@ def train(model: Stacked, grammar: Grammar, s: Settings, *,
             if metrics is None:  # the plots pick the best restart by these
                 metrics = evaluate(model, batch, s.kernel)
             checkpoint(epoch, {"state": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "eval": {k: v.tolist() for k, v in metrics.items()},
+                               "validation": {k: v.tolist() for k, v in metrics.items()},
                                # No clock reading: a rerun writes the same bytes (dvc.lock).
                                "progress": {k: list(v) if isinstance(v, list) else v
                                             for k, v in vars(run).items() if k != "seconds"}})

@@ -14,8 +14,9 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from nnstudies.errors import UserError
 from nnstudies.progress import Progress
@@ -30,7 +31,7 @@ class SweepError(UserError):
 
 @dataclass
 class Job:
-    name: str  # how progress and errors name the point: "check hid=4 seed=7"
+    name: str  # how progress and errors name the point: "checker hid=4 seed=7"
     point: dict  # its coordinates and settings: fn's input, the MLflow child run's params
     fn: Callable  # fn(point, *args) -> results; importable, workers load it by name
     args: tuple = ()  # may hold futures of shared inputs, resolved on the worker
@@ -142,7 +143,7 @@ def run_serial(jobs: list[Job], label: str, every: float = 10.0, out=None) -> li
     for job in jobs:
         try:
             outcomes.append(call(job.fn, job.point, *job.args))
-        except Exception as exc:  # noqa: BLE001 - named like a failure on a worker
+        except Exception as exc:
             raise SweepError(_message(job, exc)) from exc
         progress.update(len(outcomes), note=_eta(progress, len(outcomes)))
     return outcomes

@@ -1,34 +1,58 @@
-"""A sweep's files: every point (CSV), per series the rate vs size (CSV, a DVC plot), one PNG.
+"""A sweep as one stage's outputs: its points run on Dask, counted per size.
 
-Nothing here holds a clock reading: the same points give the same bytes.
+Files: every point (points.csv), per series the rate vs size (rate.csv or rate_<name>.csv,
+drawn by dvc.yaml's top-level plots) and one PNG.  Metrics: per series and size the runs,
+successes, rate, its 95% Wilson interval and the epochs to success; results: the same with
+the sweep's settings.  Each point is an MLflow child run of the stage's run, with its timing
+(the files hold no clock reading: the same points give the same bytes).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from types import ModuleType
 
-from nnstudies import atomic
+from nnstudies.outputs import Outputs
+from nnstudies.sweep import cluster
 
 RATE_COLUMNS = ["hid", "runs", "successes", "rate", "low", "high", "epochs_median"]
+TITLES = {"checker": "Checkerboard MLP: one run per seed", "seq": "SRNs: one run per seed"}
+
+
+def stage(study: ModuleType, name: str, label: str, p: dict, log_metrics) -> Outputs:
+    """Run every point of ``study`` (sweep.checker or sweep.seq) on the configured cluster."""
+    from nnstudies.stage import Table  # a CSV table; the skeleton writes it
+
+    with cluster.connect(p["sweep"]["scheduler"], p["sweep"]["workers"]) as client:
+        jobs = study.jobs(p, cluster.sharer(client))
+        print(f"{label}: {len(jobs)} points on {cluster.describe(client)}", flush=True)
+        outcomes = cluster.run(client, jobs, label)
+    results = [result for result, _ in outcomes]
+    summary = study.summarize(p, results)
+    series = study.series(summary)
+    for key, sizes in series.items():
+        for s in sizes.values():
+            log_metrics({f"{key}.rate": s["rate"], f"{key}.low": s["low"],
+                         f"{key}.high": s["high"]}, s["hid"])
+    children = [{"name": f"{label} {job.name}", "params": job.point,
+                 "metrics": {**{k: v for k, v in result.items()
+                                if isinstance(v, (int, float)) and not isinstance(v, bool)},
+                             "seconds": timing["seconds"], "cpu_seconds": timing["cpu_seconds"]},
+                 "tags": {"dask.worker": timing["worker"]},
+                 "start_ms": timing["start_ms"], "end_ms": timing["end_ms"]}
+                for job, (result, timing) in zip(jobs, outcomes)]
+    files = {"points.csv": Table(study.COLUMNS, [["" if r[c] is None else r[c] for c in study.COLUMNS]
+                                                 for r in results])}
+    for key, sizes in series.items():
+        files["rate.csv" if len(series) == 1 else f"rate_{key}.csv"] = Table(RATE_COLUMNS,
+                                                                           rate_rows(sizes))
+    files["rate.png"] = lambda: figure(series, TITLES[name])
+    return Outputs(metrics=series, results=summary, files=files, children=children)
 
 
 def rate_rows(sizes: dict) -> list[list]:
     return [[s["hid"], s["runs"], s["successes"], s["rate"], s["low"], s["high"],
              s["epochs_to_success"]["median"] if s["epochs_to_success"] else ""]
             for s in sizes.values()]
-
-
-def write(plots: Path, metrics_path: Path, columns: list[str], results: list[dict],
-          summary: dict, series: dict, title: str) -> None:
-    """Plots first, the metrics file last: a sweep that fails on the way leaves no new metrics."""
-    atomic.write_csv(plots / "points.csv", columns,
-                     [["" if r[c] is None else r[c] for c in columns] for r in results])
-    for name, sizes in series.items():
-        csv = "rate.csv" if len(series) == 1 else f"rate_{name}.csv"
-        atomic.write_csv(plots / csv, RATE_COLUMNS, rate_rows(sizes))
-    atomic.save_figure(figure(series, title), plots / "rate.png",
-                       metadata={"Software": None})  # no matplotlib version in the bytes
-    atomic.write_json(metrics_path, summary)
 
 
 def figure(series: dict, title: str):

@@ -2,11 +2,12 @@
 
 Point (task, hid, seed) is ``seq.train.train`` with the compiled kernel on a one-restart SRN
 initialised from generator (seed, 0): exactly restart 0 of `train_seq@<task>` with
-``seq.train.seed = seed``, ``restarts = 1`` and ``hid``, for the sweep's epochs.  The grammar
-is generated where the points run, with the `grammar` settings: its first epochs + 1 training
-sequences and its eval split are those of data/grammar/<task>.npz (each split is drawn from
-its own seeded stream, sequence by sequence).  Success: the task's bounds
-``seq.<task>.success`` on the eval split after the last epoch.
+``seq.train.seed = seed``, ``restarts = 1`` and ``hid``, for the sweep's epochs.  The sequences
+are generated where the points run, with the ``seq.grammar`` settings: its first epochs + 1
+training sequences and its validation split are those of data/seq/<task>.npz (each split is
+drawn from its own seeded stream, sequence by sequence; the sweep makes no test split).
+Success: the task's bounds ``seq.<task>.success`` on the validation split after the last
+epoch, as train_seq counts it.
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ TASKS = ("reber", "anbn", "anbncn")
 KEYS = ["sweep.scheduler", "sweep.workers", "sweep.seq", "seq.train.optim", "seq.train.lr",
         "seq.train.momentum", "seq.train.weight_decay", "seq.train.init",
         *(f"seq.{task}.success" for task in TASKS),
-        "grammar.seed", "grammar.eval_sequences", "grammar.max_n", "grammar.reber_min_length",
+        "seq.grammar.seed", "seq.grammar.validation_sequences", "seq.grammar.max_n",
+        "seq.grammar.reber_min_length",
         "tracking"]
 COLUMNS = ["task", "hid", "seed", "success", "epochs_to_success", "error", "separation", "nll",
            "det_accuracy", "loss"]
 
 
-def make_grammar(task: str, g: dict, epochs: int) -> languages.Grammar:
-    return languages.generate(task, g["seed"], epochs + 1, g["eval_sequences"], g["max_n"],
-                              g["reber_min_length"])
+def make_sequences(task: str, g: dict, epochs: int) -> languages.Grammar:
+    """Its test split holds one sequence: nothing of the sweep reads it."""
+    return languages.generate(task, g["seed"], epochs + 1, g["validation_sequences"], 1,
+                              g["max_n"], g["reber_min_length"])
 
 
 def point(pt: dict, grammar: languages.Grammar) -> dict:
@@ -59,15 +62,15 @@ def point(pt: dict, grammar: languages.Grammar) -> dict:
 
 def check_memory(p: dict) -> None:
     """validate_params checks it too; this is for a stage run by hand."""
-    g = p["grammar"]
+    g = p["seq"]["grammar"]
     for task in TASKS:
         epochs = p["sweep"]["seq"][task]["epochs"]
         try:
-            languages.check_memory(task, epochs + 1, g["eval_sequences"], g["max_n"],
+            languages.check_memory(task, epochs + 1, g["validation_sequences"] + 1, g["max_n"],
                                    g["reber_min_length"])
         except UserError as exc:
             raise UserError(f"params.yaml: sweep.seq.{task}.epochs = {epochs} is too many for the "
-                            f"sweep's grammar: {exc}") from None
+                            f"sweep's sequences: {exc}") from None
 
 
 def jobs(p: dict, share, tasks=TASKS) -> list[Job]:
@@ -77,7 +80,7 @@ def jobs(p: dict, share, tasks=TASKS) -> list[Job]:
     out = []
     for task in sorted(tasks, key=TASKS.index, reverse=True):
         epochs = sweep[task]["epochs"]
-        grammar = share(make_grammar, task, p["grammar"], epochs)
+        grammar = share(make_sequences, task, p["seq"]["grammar"], epochs)
         settings = {"epochs": epochs, "eval_every": sweep["eval_every"], "optim": s["optim"],
                     "lr": s["lr"], "momentum": s["momentum"], "weight_decay": s["weight_decay"],
                     "init": s["init"], "success": p["seq"][task]["success"]}

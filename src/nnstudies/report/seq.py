@@ -1,0 +1,346 @@
+"""Study 3 of the report: hidden-unit dynamics of the recurrent nets (the seed's Part 3).
+
+Every sentence is computed from ``results/`` and ``metrics/`` of train_seq and plot_seq (and
+shows figures under ``plots/``); where the data disagrees with the seed report's reading,
+the sentence says so.  The seed's readings are quoted in ``SEED`` (they are what is checked,
+not knobs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nnstudies.report.document import Figure, Figures, Heading, Para, Table
+from nnstudies.report.targets import Targets, verdict
+
+TASKS = {  # task -> (the seed's question, title)
+    "reber": ("Q1", "SRN on the Reber grammar"),
+    "anbn": ("Q2", "SRN on a^n b^n"),
+    "anbncn": ("Q3", "SRN on a^n b^n c^n"),
+    "ereber": ("Q4", "LSTM on the embedded Reber grammar"),
+}
+
+# What the seed report read off its plots and prints, checked below against the measurements.
+SEED = {
+    # Q1: "State 1 is associated with the color 'Blue'", ...
+    "legend": {1: "blue", 2: "light blue", 3: "green", 4: "yellow", 5: "orange", 6: "brown"},
+    # Q2: a's "clustered around the point (-1,-1)", b's "around the point (1,1)": opposite
+    # corners; Q3: a's and c's activations "generally clustered around negative values": the
+    # same side.  (phase, phase, same side?)
+    "sides": {"anbn": ("A", "B", False), "anbncn": ("A", "C", True)},
+    "seed_words": {"anbn": "the A's around (-1, -1) and the B's around (1, 1)",
+                   "anbncn": "the A's and the C's both around negative values"},
+    # Q4: "The changes between B and P are not too drastic ... changes between ... S and S
+    # have higher magnitudes".
+    "small_change": "BP", "large_change": "SS",
+    # Q4: "I decided to use 5 hidden units instead of 4"
+    "lstm_hid": 5,
+}
+PHASE_WORD = {"read so far": "counts the {ch}'s read so far",
+              "still to come": "counts down the {ch}'s still to come"}
+
+
+def read(folder: Path, name: str) -> dict:
+    return json.loads((folder / f"{name}.json").read_text())
+
+
+def pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def num(x, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def vec(values, digits: int = 2) -> str:
+    return "(" + ", ".join(f"{v:+.{digits}f}" for v in values) + ")"
+
+
+def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targets) -> list:
+    blocks: list = [Heading(2, "Part 3: Hidden-unit dynamics of recurrent networks")]
+    runs = {t: {"train": read(results_dir, f"train_seq_{t}"),
+                "train_m": read(metrics_dir, f"train_seq_{t}"),
+                "plot": read(results_dir, f"plot_seq_{t}"),
+                "plot_m": read(metrics_dir, f"plot_seq_{t}")} for t in TASKS}
+    blocks += overview(runs, targets)
+    for task, (question, title) in TASKS.items():
+        r = runs[task]
+        blocks += [Heading(3, f"{question}. {title}"), Para(training(r["train"], r["train_m"], r["plot"]))]
+        figures = plots_dir / f"plot_seq_{task}"
+        if task == "reber":
+            blocks += reber(r["plot"], r["plot_m"], figures)
+        elif task == "ereber":
+            blocks += ereber(r["train"], r["plot"], r["plot_m"], figures)
+        else:
+            blocks += counter(task, r["plot"], r["plot_m"], figures)
+        blocks += diagnostic(r["train"])
+    return blocks
+
+
+def overview(runs: dict, targets: Targets) -> list:
+    rows = []
+    for task, r in runs.items():
+        t, m = r["train"], r["train_m"]
+        file = f"metrics/train_seq_{task}.json"
+        rows.append([TASKS[task][1], f"{t['model']} {t['hid']}", f"{t['epochs']:,}",
+                     f"{t['succeeded']}/{t['restarts']}", t["kept_restart"],
+                     num(m["test"].get("error")), num(m["test"].get("final")),
+                     verdict(targets, file, "test.final" if "final" in m["test"] else "test.error")])
+    first = next(iter(runs.values()))["train"]
+    s = first["settings"]
+    data = first["data"]
+    text = (f"Every task trains **{first['restarts']} restarts** side by side (random "
+            f"initialisations, seed {s['seed']}), each on one fresh sequence per epoch, with "
+            f"{s['optim']} at learning rate {s['lr']:g} and weight decay {s['weight_decay']:g}; "
+            f"SRN weights start from N(0, {s['init']:g}) and the LSTM's from "
+            f"U(-1/sqrt(hid), 1/sqrt(hid)), as in the course. A restart succeeds when it meets its "
+            f"task's bounds on the {first['success_split']} split ({data['validation_sequences']} "
+            f"sequences); the kept restart is the one with the {first['selection']}; errors are "
+            f"measured on {data['test_sequences']} held-out test sequences neither training nor "
+            f"selection saw (error: mean squared difference between the predicted and the true "
+            f"next-symbol probabilities).")
+    return [Para(text), Table(["task", "net, hidden units", "epochs", "restarts succeeded",
+                               "kept restart", "test error", "test final", "course target"],
+                              rows, caption="Part 3 at a glance (test split).")]
+
+
+def training(train: dict, metrics: dict, plot: dict) -> str:
+    bounds = ", ".join(f"{k} {'>=' if k == 'separation' else '<='} {v:g}"
+                       for k, v in train["success_bounds"].items())
+    text = (f"{train['model'].upper()} with {train['hid']} hidden units, {train['epochs']:,} "
+            f"epochs: **{train['succeeded']} of {train['restarts']} restarts** met the bounds "
+            f"({bounds}) on {train['success_split']}; restart {train['kept_restart']} is kept. "
+            f"On the test split its error is **{num(metrics['test'].get('error'))}**")
+    if metrics["test"].get("final") is not None:
+        text += f" and its final error (the closing T/P) **{num(metrics['test']['final'])}**"
+    if train["model"] == "lstm":
+        seed_hid = SEED["lstm_hid"]
+        text += (f". The seed chose {seed_hid} hidden units, one more than the course's LSTM "
+                 "example of 4, because the embedded grammar \"may need a higher network "
+                 "capacity\"" + ("; this run keeps that" if train["hid"] == seed_hid else
+                                 f"; this run uses {train['hid']}"))
+    text += (f". The analysis below runs the net of epoch {plot['epoch']:,} (restart "
+             f"{plot['restart']}, best on validation there) over all {plot['sequences']} test "
+             f"sequences; figures show the first {plot['shown_sequences']}.")
+    return text
+
+
+# ---- Q1 ------------------------------------------------------------------------------------
+
+def _same_colour(ours: str, seed: str) -> bool:
+    """'orange' names 'orange-red', 'brown' names 'dark red (brown)'."""
+    words = ours
+    for c in "()-":
+        words = words.replace(c, " ")
+    return set(seed.split()) <= set(words.split())
+
+
+def reber(plot: dict, metrics: dict, figures: Path) -> list:
+    legend = plot["legend"]
+    seed = SEED["legend"]
+    named = [row for row in legend if row["state"] in seed]
+    agree = [row["state"] for row in named if _same_colour(row["name"], seed[row["state"]])]
+    differ = [f"state {row['state']} is {row['name']}, the seed says {seed[row['state']]}"
+              for row in named if row["state"] not in agree]
+    colours = "; ".join(f"state {row['state']}: {row['name']} ({row['colour']})" for row in legend)
+    text = (f"**Colour to state** (the colour scale runs over states 0 to 6): {colours}. "
+            f"This matches the seed's legend for {len(agree)} of {len(named)} states"
+            + (f"; it differs where {', '.join(differ)}." if differ else "."))
+    sep = metrics["separation"]
+    text2 = (f"The seed assumes that points clustered together belong to the same state: "
+             f"measured, {pct(sep)} of the test hidden vectors lie nearest their own state's "
+             f"centroid (silhouette {num(plot['silhouette'], 2)}), so the assumption "
+             + ("holds." if sep >= 0.99 else "holds only in part." if sep >= 0.8 else
+                "does not hold."))
+    trans = plot["transitions"]
+    wrong = [t for t in trans if t["read_back"] != t["to"]]
+    loops = [t for t in trans if t["from"] == t["to"]]
+    loops_ok = [t for t in loops if t["read_back"] == t["to"]]
+    self_loops = ", ".join(f"{t['symbol']} on state {t['from']}" for t in loops)
+    exits = "; ".join(f"{e['symbol']} from state {e['from']} ({e['times']} strings)"
+                      for e in plot["exits"])
+    text3 = (f"**The machine read back from the hidden space** (each hidden vector assigned "
+             f"its nearest state centroid; for every state and symbol, the cluster reached most "
+             f"often) reproduces **{pct(metrics['machine_agreement'])}** of the "
+             f"{sum(t['times'] for t in trans):,} transitions of the test strings: "
+             f"{len(trans) - len(wrong)} of its {len(trans)} arrows are the true machine's"
+             + (", " + ", ".join(f"{t['from']} -{t['symbol']}-> {t['read_back']} instead of "
+                                 f"{t['to']}" for t in wrong) + " differ" if wrong else "")
+             + f". The self-loops ({self_loops}) read back as loops for {len(loops_ok)} of "
+             f"{len(loops)}; the exit is {exits}, drawn as an arrow out of the machine (no "
+             "hidden vector follows the last symbol).")
+    return [Para(text), Para(text2), Para(text3),
+            Table(["state", "colour", "name", "seed's colour", "centroid (unit 0, unit 1)",
+                   "test vectors"],
+                  [[row["state"], row["colour"], row["name"], seed.get(row["state"], "-"),
+                    vec(row["centroid"]), row["points"]] for row in legend]),
+            Figures([Figure(figures / "states.png", "Reber: hidden units coloured by state"),
+                     Figure(figures / "machine.png",
+                            "Reber: the state machine read back from the hidden space")])]
+
+
+# ---- Q2, Q3 --------------------------------------------------------------------------------
+
+def counter(task: str, plot: dict, metrics: dict, figures: Path) -> list:
+    found = plot["counting"]
+    phases, switches = found["phases"], found["switches"]
+    parts = []
+    for ch, e in phases.items():
+        parts.append(f"while reading {ch}'s, **hidden unit {e['unit']} "
+                     f"{PHASE_WORD[e['count']].format(ch=ch)}** (r = {e['r']:+.2f} between its "
+                     f"activation and the count, slope {e['slope']:+.3f} per {ch})")
+    text = "**The counter.** Measured over every test sequence: " + "; ".join(parts) + "."
+    flips = [f"at {k.replace('->', ' to ')} unit {s['unit']} moves from {s['before']:+.2f} to "
+             f"{s['after']:+.2f}" for k, s in switches.items()]
+    text2 = ("**The phase switch**: " + "; ".join(flips) + " (means over the test blocks).")
+    ends = []
+    for ch, e in phases.items():
+        if "end" not in e:
+            continue
+        side = "above" if e["end"]["above"] else "below"
+        ends.append(f"unit {e['unit']} {side} {e['end']['threshold']:+.2f} means no {ch} follows: "
+                    f"this one threshold is right for {pct(e['end']['accuracy'])} of the "
+                    f"{e['points']:,} {ch}-phase steps")
+    det = metrics["det_accuracy"]
+    positions = plot["det_positions"]
+    after = {"anbn": "the A after the B's", "anbncn": "the first C and the A after the C's"}[task]
+    text3 = ("**How the deterministic predictions are read off**: " + "; ".join(ends)
+             + f". The net itself predicts every B after the first right for {pct(det['B'])} "
+               f"({positions['B']['right']:,} of {positions['B']['of']:,}), the last B for "
+               f"{pct(det['last_B'])}, " + (f"the C's for {pct(det['C'])}, " if "C" in det else "")
+             + f"and {after} for {pct(det['A'])}.")
+    text4 = (f"The nearest-state-centroid measure used for Reber reads {pct(plot['state_separation'])} "
+             f"here, which is not a failure: a count's state label is shared by the A-branch "
+             f"(counting up) and the B-branch (counting down), which the net keeps apart. Labelled "
+             f"by (phase, count) the hidden vectors separate at {pct(metrics['phase_separation'])}.")
+    first, second, same = SEED["sides"][task]
+    a, b = phases[first]["mean"], phases[second]["mean"]
+    agree = sum(((x > 0) == (y > 0)) == same for x, y in zip(a, b))
+    checks = [f"the seed places {SEED['seed_words'][task]}. A unit's sign is arbitrary (flip it "
+              f"and its outgoing weights and the net computes the same), so what carries over to "
+              f"this net is whether the {first}'s and the {second}'s lie on "
+              f"{'the same side' if same else 'opposite sides'} of zero: their mean hidden "
+              f"vectors are {vec(a)} and {vec(b)}, which "
+              + (f"**agrees** (every one of the {len(a)} units)" if agree == len(a) else
+                 f"**disagrees** in {len(a) - agree} of {len(a)} units")]
+    text5 = "**The seed's reading**: " + "; ".join(checks) + "."
+    if task == "anbncn":
+        text5 += (" The seed says the net predicts the last B by keeping track of the B's: "
+                  f"measured, the last B is right for {pct(det['last_B'])}, read off unit "
+                  f"{phases['B']['unit']} (r = {phases['B']['r']:+.2f} with the B's still to come).")
+    rows = [[ch, e["count"], e["unit"], f"{e['r']:+.3f}", f"{e['slope']:+.3f}",
+             num(e["end"]["threshold"], 2) if "end" in e else "-",
+             pct(e["end"]["accuracy"]) if "end" in e else "-", vec(e["mean"])]
+            for ch, e in phases.items()]
+    return [Para(text), Para(text2), Para(text3), Para(text4), Para(text5),
+            Table(["phase", "count", "count unit", "r", "slope", "end threshold",
+                   "threshold right", "mean hidden vector"], rows,
+                  caption="Per phase, the hidden unit that follows the count (largest |r|)."),
+            Figures([Figure(figures / "hidden.png", f"{task}: hidden units coloured by count"),
+                     Figure(figures / "counter.png", f"{task}: one test sequence, the count "
+                                                     "units and end-of-run thresholds"),
+                     Figure(figures / "count_fit.png", f"{task}: each phase's count unit "
+                                                       "against the count")])]
+
+
+# ---- Q4 ------------------------------------------------------------------------------------
+
+def ereber(train: dict, plot: dict, metrics: dict, figures: Path) -> list:
+    probe, gates = plot["probe"], plot["gates"]
+    u = probe["unit"]
+    others = ", ".join(f"cell {i} {pct(a)}" for i, a in enumerate(probe["unit_accuracy"]) if i != u)
+    at_end = probe["by_position"][0] if probe["by_position"] else {"carrier": None,
+                                                                    "probe": None}
+    text = (f"**The context unit.** Cell {u} carries the outer T/P through the inner string: "
+            f"over every inner step one threshold on it tells the T branch from the P branch for "
+            f"**{pct(probe['unit_accuracy'][u])}** of the steps ({others}); its mean is "
+            f"{probe['mean']['T']:+.2f} on the T branch and {probe['mean']['P']:+.2f} on the P "
+            f"branch. At the step that must predict the closing symbol (after the inner E), a "
+            f"threshold on cell {u} is right for {pct(at_end['carrier'])} of held-out test strings "
+            f"and a linear probe on all {len(probe['unit_accuracy'])} cells for "
+            f"{pct(at_end['probe'])} (each fitted on the other half of the strings); the net's "
+            f"final error is {num(metrics.get('final'))}.")
+    biggest = max(range(len(gates["abs_cell"])), key=lambda i: gates["abs_cell"][i])
+    if gates["abs_cell_rank"] == 1:
+        claim1 = (f"agrees: the carrier, cell {u}, has the largest mean |c| "
+                  f"({gates['abs_cell'][u]:.2f})")
+    else:
+        claim1 = (f"**disagrees**: the carrier, cell {u}, ranks {gates['abs_cell_rank']} by mean "
+                  f"|c| ({gates['abs_cell'][u]:.2f}); the largest, cell {biggest} "
+                  f"({gates['abs_cell'][biggest]:.2f}), tells T from P for only "
+                  f"{pct(probe['unit_accuracy'][biggest])}")
+    if gates["forget"] >= 0.9:
+        claim2 = (f"agrees that the forget gate keeps the old content: on the inner steps cell "
+                  f"{u}'s forget gate averages {gates['forget']:.3f} (lowest {gates['forget_min']:.2f})")
+    else:
+        claim2 = (f"**disagrees** that the forget gate keeps it: cell {u}'s forget gate averages "
+                  f"{gates['forget']:.3f} on the inner steps")
+    if gates["input"] > 0.5:
+        claim2 += (f"; but the input gate is mostly open too (mean {gates['input']:.2f}), writing "
+                   f"|i g| = {gates['write']:.2f} per step into a cell that holds "
+                   f"|c| = {gates['abs_cell'][u]:.2f}: the branch is not kept behind a closed "
+                   "input gate; the cell is rewritten at every step and stays apart by branch")
+    else:
+        claim2 += (f"; the input gate is mostly shut (mean {gates['input']:.2f}, |i g| = "
+                   f"{gates['write']:.2f} per step)")
+    small, large = SEED["small_change"], SEED["large_change"]
+    change = gates["change"]
+    if small in change and large in change:
+        holds = change[small] < change[large]
+        claim3 = (f"the seed says the cells change little from {small[0]} to {small[1]} and more "
+                  f"from {large[0]} to {large[1]}; measured, the mean |change| of the cells is "
+                  f"{change[small]:.2f} reading {small[1]} after {small[0]} and {change[large]:.2f} "
+                  f"reading {large[1]} after {large[0]}: "
+                  + ("**agrees**" if holds else "**the reverse**"))
+    else:
+        claim3 = (f"the seed's comparison of {small} with {large} cannot be checked: the test "
+                  "strings hold no such pair")
+    text2 = ("**The seed's reading of the cells and gates**, checked: the seed reads large cell "
+             f"values as what is carried through, which {claim1}. The seed's gate reading "
+             f"{claim2}. Finally, {claim3}.")
+    ex = plot["examples"]
+    rows = []
+    longest = max(len(e["string"]) for e in ex.values()) - 1
+    for k in range(longest):
+        row = [k]
+        for e in ex.values():
+            if k < len(e["string"]) - 1:
+                row += [e["string"][k], f"{e['context'][k][u]:+.2f}", f"{e['forget'][k]:.2f}",
+                        f"{e['input'][k]:.2f}"]
+            else:
+                row += ["", "", "", ""]
+        rows.append(row)
+    header = ["step"] + [f"{b} branch: {h}" for b in ex for h in ("read", f"cell {u}", "forget",
+                                                                  "input")]
+    strings = " and ".join(f"{b} branch `{e['string']}`" for b, e in ex.items())
+    return [Para(text), Para(text2),
+            Table(header, rows, caption=f"Two test strings side by side ({strings}): the carrier "
+                                        "cell and its gates after each symbol read."),
+            Para(f"Hidden vectors fall to their own state's centroid {pct(metrics['separation'])} of "
+                 f"the time, the cells {pct(metrics['context_separation'])}"
+                 + (": the units separate the outer symbol more cleanly than the grammar states."
+                    if probe["unit_accuracy"][u] > max(metrics["separation"],
+                                                       metrics["context_separation"]) else ".")),
+            Figures([Figure(figures / "branches.png", "Embedded Reber: a T- and a P-branch string, "
+                                                      f"the cells (carrier {u} thick) and its gates"),
+                     Figure(figures / "probe.png", "Embedded Reber: T vs P read from the cells, per "
+                                                   "step before the inner E")])]
+
+
+# ---- the course's diagnostic print, as data -----------------------------------------------
+
+def diagnostic(train: dict) -> list:
+    d = train["diagnostic"]
+    rows = []
+    for r in d["rows"]:
+        row = [r.get("read", r.get("symbol")), r["state"], vec(r["hidden"])]
+        if "context" in r:
+            row.append(vec(r["context"]))
+        rows.append(row + [vec(r["output"]), vec(r["target"], 1)])
+    header = ["read", "state", "hidden"] + (["context"] if "context" in d["rows"][0] else []) + [
+        "output", "true probabilities"]
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in d["scores"].items())
+    return [Table(header, rows, caption=f"The course's diagnostic print at epoch {d['epoch']:,} "
+                                        f"(restart {d['restart']}, {d['split']} sequence "
+                                        f"{d['sequence']}): {scores}.")]

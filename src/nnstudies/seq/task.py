@@ -1,0 +1,94 @@
+"""train_seq's study function: one task's restarts trained side by side, the kept restart
+chosen on the validation split, its numbers reported on the held-out test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nnstudies.errors import UserError
+from nnstudies.outputs import LogMetrics, Outputs
+from nnstudies.seq import checkpoints, languages, models, train
+
+
+def keep(validation: dict, test: dict, bounds: dict) -> dict:
+    """Per-restart metrics (arrays of R values) on both splits -> the restart kept (lowest
+    validation score), its numbers on each split, and which restarts meet ``bounds`` on
+    validation.  The test split plays no part in any choice."""
+    kept = int(np.argmin(train.selection_score(validation)))
+    ok = train.succeeded(validation, bounds)
+    return {"kept": kept, "success": ok,
+            "validation": {k: float(v[kept]) for k, v in validation.items()},
+            "test": {k: float(v[kept]) for k, v in test.items()}}
+
+
+def run(task: str, s: dict, t: dict, data: Path, folder: Path, *, log_metrics: LogMetrics,
+        progress) -> Outputs:
+    """Train task ``task`` (params ``seq.train`` = ``s``, ``seq.<task>`` = ``t``) on the
+    sequences in ``data``, checkpoints in ``folder``; ``progress``: a Progress over epochs."""
+    grammar = languages.load(data)
+    if len(grammar.train) < t["epochs"] + 1:
+        raise UserError(f"seq.{task}.epochs = {t['epochs']} needs {t['epochs'] + 1} training "
+                        f"sequences, {data} has {len(grammar.train)} "
+                        "(raise seq.grammar.train_sequences)")
+    net = models.build(t["model"], grammar.classes, t["hid"], s["restarts"])
+    net.init_restarts(s["seed"], s["init"])
+    settings = train.Settings(t["epochs"], s["optim"], s["lr"], s["momentum"], s["weight_decay"],
+                              s["log_every"], s["checkpoint_every"], s["kernel"])
+    # What a resumed run must share with the saved one (more epochs may be asked for).
+    identity = {"task": {"model": t["model"], "hid": t["hid"]},
+                "train": {k: v for k, v in s.items() if k != "resume"}}
+    resume, why = None, "seq.train.resume is false: starting at epoch 0"
+    if s["resume"]:
+        resume, why = checkpoints.resumable(folder, identity, grammar, t["epochs"])
+        print(why, flush=True)
+    if resume is None:
+        checkpoints.clear(folder)
+
+    def on_eval(epoch, m):
+        log_metrics(m, epoch)
+        progress.update(epoch, f"best validation error {m['error']:.4f}")
+
+    result = train.train(
+        net, grammar, settings, log=lambda text: None,
+        checkpoint=lambda epoch, state: checkpoints.save(folder, identity, grammar, net, epoch,
+                                                         state),
+        on_eval=on_eval, resume=resume)
+    loss = np.asarray(result.metrics.pop("loss"))  # training loss since the last evaluation
+    validation = {k: np.asarray(v) for k, v in result.metrics.items()}
+    test_batch = train.eval_batch(grammar, "test")
+    test = train.evaluate(net, test_batch, settings.kernel)
+    chosen = keep(validation, test, t["success"])
+
+    per_restart = [{"restart": r, "success": bool(chosen["success"][r]), "train_loss": loss[r],
+                    "validation": {k: v[r] for k, v in validation.items()},
+                    "test": {k: v[r] for k, v in test.items()}} for r in range(net.restarts)]
+    final = grammar.language.final is not None
+    results = {
+        "task": task, "model": t["model"], "hid": t["hid"], "epochs": t["epochs"],
+        "settings": identity["train"], "restarts": net.restarts,
+        "kept_restart": chosen["kept"],
+        "selection": "lowest validation error" + (" + final" if final else ""),
+        "success_bounds": t["success"], "success_split": "validation",
+        "succeeded": int(chosen["success"].sum()),
+        "data": {"train_sequences": len(grammar.train), "train_sequences_used": t["epochs"] + 1,
+                 "validation_sequences": len(grammar.validation),
+                 "test_sequences": len(grammar.test)},
+        "entropy_floor": {"validation": train.entropy_floor(train.eval_batch(grammar)),
+                          "test": train.entropy_floor(test_batch)},
+        "per_restart": per_restart,
+        "diagnostic": result.diagnostic,
+        "resume": why, "resumed_from": resume["progress"]["epoch"] if resume else None,
+    }
+    metrics = {"test": chosen["test"], "validation": chosen["validation"],
+               "success_count": results["succeeded"], "restarts": net.restarts}
+    curve = pd.DataFrame(result.curve)  # every restart at every evaluation, on validation
+    per_1000 = result.seconds / (t["epochs"] + 1) * 1000
+    return Outputs(
+        metrics=metrics, results=results, step=t["epochs"],
+        files={"train.log": "".join(result.log), "restarts.csv": curve,
+               "curve.csv": pd.DataFrame(train.best_rows(result.curve))},
+        timings={"seconds": result.seconds, "sec_per_1000_epochs": per_1000,
+                 "sec_per_1000_epochs_per_restart": per_1000 / net.restarts})

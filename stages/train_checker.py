@@ -1,0 +1,21 @@
+"""Stage train_checker: train the 2 -> hid -> 1 checkerboard MLP, R restarts side by side.
+
+Reads: hid, checker.train, tracking.  Writes: metrics/train_checker.json (what is gated),
+results/train_checker.json (settings, restarts table, final weights, dividing lines,
+activations), plots/train_checker/ (region maps, lines.png, history.csv/png, train.log),
+models/checker.pt.
+"""
+
+from nnstudies import stage
+from nnstudies.checker import study
+
+PARAMS = ["hid", "checker.train", "tracking"]
+
+
+def produce(p, ctx):
+    s = p["checker"]["train"]
+    return study.trained(p["hid"], s, ctx.log_metrics, ctx.progress(s["max_epochs"]))
+
+
+if __name__ == "__main__":
+    stage.main("train_checker", "checker", PARAMS, produce)
