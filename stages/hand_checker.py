@@ -3,7 +3,7 @@ sigmoid, a sweep of the scale, and the seed report's design at the seed's own sc
 
 Reads: checker.hand, tracking.  Writes: metrics/hand_checker.json, results/hand_checker.json
 (design, lines, hidden codes, both evaluations, the scale sweep), plots/hand_checker/
-(region maps, lines.png, scale.png, hand.log).
+(region maps, lines.png, scale.png), logs/hand_checker/hand.log.
 """
 
 from nnstudies import stage

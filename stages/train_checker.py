@@ -2,7 +2,7 @@
 
 Reads: hid, checker.train, tracking.  Writes: metrics/train_checker.json (what is gated),
 results/train_checker.json (settings, restarts table, final weights, dividing lines,
-activations), plots/train_checker/ (region maps, lines.png, history.csv/png, train.log),
+activations), plots/train_checker/ (region maps, lines.png, history.csv/png), logs/train_checker/train.log,
 models/checker.pt.
 """
 

@@ -1,9 +1,9 @@
 """Stage train_kmnist@<net>: train one KMNIST classifier (lin, full or conv) as the course does.
 
 Reads: tracking, kmnist.train, kmnist.<net>, data/kmnist.  Writes: models/kmnist_<net>.pt,
-metrics/ and results/train_kmnist_<net>.json, and under plots/train_kmnist_<net>/: train.log
-(the course console log), history.csv, confusion.csv (per test image), confusion_matrix.csv,
-confusion.png, confused_pairs.png.
+metrics/ and results/train_kmnist_<net>.json, logs/train_kmnist_<net>/train.log (the course
+console log), and under plots/train_kmnist_<net>/: history.csv, confusion.csv (per test image),
+confusion_matrix.csv, confusion.png, confused_pairs.png.
 """
 
 from nnstudies import layout, stage

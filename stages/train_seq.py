@@ -3,7 +3,8 @@ restart best on the validation split and report it on the test split.
 
 Reads: tracking, seq.train, seq.<task>, data/seq/<task>.npz.  Writes: models/seq_<task>/
 (epoch_<k>.pt every checkpoint_every epochs and the last, progress.pt for seq.train.resume),
-plots/train_seq_<task>/{train.log, curve.csv (the best restart per evaluation), restarts.csv},
+plots/train_seq_<task>/{curve.csv (the best restart per evaluation), restarts.csv},
+logs/train_seq_<task>/train.log,
 metrics/ and results/train_seq_<task>.json.
 """
 

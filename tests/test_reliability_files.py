@@ -17,11 +17,8 @@ from conftest import ROOT, SAMPLE, set_params, tool_env
 
 KMNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
-TRAIN_LIN = ["python", "stages/train_kmnist.py", "lin", "--data", "data/kmnist",
-             "--model", "models/kmnist_lin.pt", "--metrics", "metrics/train_kmnist_lin.json",
-             "--plots", "plots/train_kmnist_lin"]
-FETCH = ["python", "stages/fetch_kmnist.py", "--out", "data/kmnist",
-         "--metrics", "metrics/fetch_kmnist.json"]
+TRAIN_LIN = ["python", "stages/train_kmnist.py", "lin"]
+FETCH = ["python", "stages/fetch_kmnist.py"]
 
 
 def tree(repo: Path) -> dict[str, str]:

@@ -77,8 +77,8 @@ def test_interrupted_training_leaves_good_or_no_outputs_then_reruns(repo, sig):
 
     rerun = run(["dvc", "repro", STAGE], repo, NNSTUDIES_TRACKING="off", OMP_NUM_THREADS=1)
     assert f"Running stage '{STAGE}'" in rerun.stdout
-    metrics = json.loads((repo / "metrics" / "train_kmnist_lin.json").read_text())
-    assert metrics["epochs"] == 400
+    results = json.loads((repo / "results" / "train_kmnist_lin.json").read_text())
+    assert results["settings"]["epochs"] == 400
     assert None not in snapshot(repo).values() and temp_files(repo) == []
     status = run(["dvc", "status", STAGE], repo)
     assert "up to date" in status.stdout, status.stdout

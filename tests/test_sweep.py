@@ -95,9 +95,9 @@ def _write_sweeps(metrics: Path, plots: Path, check_sizes: dict) -> None:
     files = {"sweep_checker.json": {"points": 30, "seeds": 10, "max_epochs": 5000, "patience": 2000,
                                   "sizes": check_sizes},
              "sweep_seq.json": seq}
-    for name, data in files.items():
-        (metrics / name).write_text(json.dumps(data))
     (metrics / "results").mkdir(exist_ok=True)
+    for name, data in files.items():
+        (metrics / "results" / name).write_text(json.dumps(data))
     (metrics / "results" / "train_checker.json").write_text(
         json.dumps({"settings": {"hid": 6, "restarts": 16}}))
     for study in ("sweep_checker", "sweep_seq"):

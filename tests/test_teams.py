@@ -216,7 +216,8 @@ def test_reviewer_pulls_both_experiments_and_one_experiments_outputs_unretrained
 
     call(["dvc", "exp", "pull", "origin"], reviewer, env)
     shown = call(["dvc", "exp", "show", "--csv"], reviewer, env).stdout
-    hids = {row["Experiment"]: row["params.yaml:hid"] for row in csv.DictReader(shown.splitlines())}
+    hids = {row["Experiment"]: row.get("params.yaml:hid", row.get("hid"))  # prefixed only if ambiguous
+            for row in csv.DictReader(shown.splitlines())}
     assert {exp: hids.get(exp) for exp, _ in HOSTS.values()} == {
         exp: str(hid) for exp, hid in HOSTS.values()}, shown
     (a, hid_a), (b, hid_b) = HOSTS.values()
@@ -279,7 +280,7 @@ def test_compare_and_ui_read_the_shared_server(team, shared):
     # Columns: stage, exp, run, started, accuracy, then the params that differ (hid).
     table = call(["nnstudies", "compare", "--stage", "train_checker", "--metrics", "accuracy"],
                  reviewer, env).stdout.splitlines()
-    rows = {line.split("|")[2].strip(): line.split("|")[6].strip() for line in table[2:]}
+    rows = {line.split("|")[2].strip(): line.split("|")[6].strip() for line in table[3:]}
     assert rows == {exp: str(hid) for exp, hid in HOSTS.values()}, table
 
     shown = call(["nnstudies", "ui"], reviewer, env, timeout=120).stdout.splitlines()

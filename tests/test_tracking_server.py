@@ -29,8 +29,7 @@ import pytest
 from conftest import SAMPLE, landed_run, set_params, tool_env
 from nnstudies import tracking
 
-STAGE = ["python", "stages/fetch_kmnist.py", "--out", "data/kmnist",
-         "--metrics", "metrics/fetch_kmnist.json"]
+STAGE = ["python", "stages/fetch_kmnist.py"]
 
 
 def free_port() -> int:
@@ -110,7 +109,7 @@ def test_stage_run_read_back_over_http(repo, tmp_path):
         assert "warning" not in proc.stderr
         assert tracking.flush(repo).failed == []  # the record names the server it goes to
         experiment = json.loads(get(url, "/api/2.0/mlflow/experiments/get-by-name",
-                                    experiment_name="kmnist-classifiers"))["experiment"]
+                                    experiment_name="kmnist"))["experiment"]
         req = urllib.request.Request(
             url + "/api/2.0/mlflow/runs/search", method="POST",
             data=json.dumps({"experiment_ids": [experiment["experiment_id"]]}).encode(),
@@ -122,9 +121,9 @@ def test_stage_run_read_back_over_http(repo, tmp_path):
         assert run["info"]["status"] == "FINISHED"
         params = {p["key"]: p["value"] for p in run["data"]["params"]}
         assert params["kmnist.source"] == SAMPLE
-        written = json.loads((repo / "metrics" / "fetch_kmnist.json").read_text())
-        for name, info in written["files"].items():
-            assert params[f"data.md5.{name}"] == info["md5"]
+        written = json.loads((repo / "results" / "fetch_kmnist.json").read_text())
+        for info in written["files"]:
+            assert params[f"data.md5.{info['name']}"] == info["md5"]
         tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
         assert tags["dvc.stage"] == "fetch_kmnist"
         history = json.loads(get(url, "/api/2.0/mlflow/metrics/get-history", run_id=run_id,

@@ -27,6 +27,8 @@ class Outputs:
     - ``timings``: clock readings, logged to MLflow only (metrics files are what code and
       params determine, so they never hold one).
     - ``step``: the MLflow step of the final metrics (e.g. the last epoch).
+    - ``params``: params known only at run time (e.g. the md5s of the data read), logged to
+      MLflow beside params.yaml's (nested dicts flattened).
     - ``children``: nested MLflow runs (one per sweep point), each a dict of
       ``tracking.Run.log_child``'s arguments (name, params, metrics, tags, start_ms, end_ms).
     """
@@ -38,6 +40,7 @@ class Outputs:
     timings: dict[str, float] = field(default_factory=dict)
     step: int | None = None
     children: list[dict] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
 
 
 # What a stage function may call back while it runs: per-epoch numbers for MLflow's curves.

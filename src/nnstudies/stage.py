@@ -90,6 +90,7 @@ def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
         out = produce(p, ctx)
         written = write(stage, out, root)
         tracked.log_metrics({**loggable(out.metrics), **loggable(out.timings)}, step=out.step)
+        tracked.log_params(out.params)
         for child in out.children:
             tracked.log_child(**child)
         for path in written:

@@ -242,6 +242,8 @@ def stage(source: str, out_dir: str | Path) -> Outputs:
     from nnstudies.kmnist import plots
 
     fetched = {f.name: f for f in fetch(source, out_dir)}
+    for f in fetched.values():  # what the terminal shows of the stage
+        print(f"{'kept' if f.reused else 'fetched'} {f.name}  {f.size} bytes  md5 {f.md5}", flush=True)
     counts = {"train_images": fetched[FILES[0]].items, "test_images": fetched[FILES[2]].items}
     files = [{"name": f.name, "md5": f.md5, "bytes": f.size, "items": f.items}
              for f in fetched.values()]
@@ -251,7 +253,8 @@ def stage(source: str, out_dir: str | Path) -> Outputs:
                                   "the first training images of each class")
     return Outputs(metrics=counts, results={"source": source, **counts, "files": files,
                                             "figures": {"classes": "classes.png"}},
-                   files={"classes.png": figure})
+                   files={"classes.png": figure},
+                   params={"data": {"md5": {f.name: f.md5 for f in fetched.values()}}})
 
 
 def md5s(data_dir: str | Path) -> dict[str, str]:

@@ -46,7 +46,13 @@ def stage(study: ModuleType, name: str, label: str, p: dict, log_metrics) -> Out
         files["rate.csv" if len(series) == 1 else f"rate_{key}.csv"] = Table(RATE_COLUMNS,
                                                                            rate_rows(sizes))
     files["rate.png"] = lambda: figure(series, TITLES[name])
-    return Outputs(metrics=series, results=summary, files=files, children=children)
+    return Outputs(metrics=rates(summary), results=summary, files=files, children=children)
+
+
+def rates(summary: dict) -> dict:
+    """The summary without the sweep's settings: per size (``sizes``), for each series."""
+    return {k: v if k == "sizes" else rates(v) for k, v in summary.items()
+            if isinstance(v, dict) and (k == "sizes" or "sizes" in v)}
 
 
 def rate_rows(sizes: dict) -> list[list]:
