@@ -6,9 +6,15 @@ params.yaml themselves: :mod:`nnstudies.stage` does that, the same way for every
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Table(NamedTuple):
+    """A CSV file without pandas: a header and rows of values."""
+    header: Sequence[str]
+    rows: Iterable[Sequence]
 
 
 @dataclass
@@ -22,7 +28,8 @@ class Outputs:
     - ``files``: name -> a pandas DataFrame (CSV), a str (text) or a matplotlib figure (PNG,
       closed once saved); a course log (``*.log``) goes to ``logs/<stage>/``, the rest to
       ``plots/<stage>/``; a dict, or an iterable of (name, value) pairs such as a generator,
-      consumed in order, so that only one figure is open at a time.
+      consumed in order, so that only one figure is open at a time; a :class:`Table` is a CSV
+      file without pandas.
     - ``models``: path (relative to the repository root) -> an object for ``torch.save``.
     - ``timings``: clock readings, logged to MLflow only (metrics files are what code and
       params determine, so they never hold one).

@@ -25,20 +25,13 @@ import argparse
 import math
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 from nnstudies import atomic, cli, layout, params, tracking
-from nnstudies.outputs import Outputs
+from nnstudies.outputs import Outputs, Table
 from nnstudies.progress import Progress
-
-
-class Table(NamedTuple):
-    """A CSV file without pandas: a header and rows of values."""
-    header: Sequence[str]
-    rows: Iterable[Sequence]
 
 
 @dataclass

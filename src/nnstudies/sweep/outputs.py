@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from nnstudies.outputs import Outputs
+from nnstudies.outputs import Outputs, Table
 from nnstudies.sweep import cluster
 
 RATE_COLUMNS = ["hid", "runs", "successes", "rate", "low", "high", "epochs_median"]
@@ -20,8 +20,6 @@ TITLES = {"checker": "Checkerboard MLP: one run per seed", "seq": "SRNs: one run
 
 def stage(study: ModuleType, name: str, label: str, p: dict, log_metrics) -> Outputs:
     """Run every point of ``study`` (sweep.checker or sweep.seq) on the configured cluster."""
-    from nnstudies.stage import Table  # a CSV table; the skeleton writes it
-
     with cluster.connect(p["sweep"]["scheduler"], p["sweep"]["workers"]) as client:
         jobs = study.jobs(p, cluster.sharer(client))
         print(f"{label}: {len(jobs)} points on {cluster.describe(client)}", flush=True)
