@@ -86,15 +86,14 @@ def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
         tracked.log_params(out.params)
         for child in out.children:
             tracked.log_child(**child)
-        for path in written:
-            rel = path.relative_to(root)
-            if path.is_file() and rel.parts[0] != "models":
-                tracked.log_artifact(path, str(rel.parent))
+        for path in written:  # models stay in DVC's cache, not in MLflow
+            tracked.log_artifact(path, str(path.relative_to(root).parent))
     return out
 
 
 def write(stage: str, out: Outputs, root: Path) -> list[Path]:
-    """Write every output of ``out`` where the layout puts it; return the paths written."""
+    """Write every output of ``out`` where the layout puts it; return the files written (all
+    but the models)."""
     folder, logs = root / layout.plots(stage), root / layout.logs(stage)
     files = out.files.items() if isinstance(out.files, dict) else out.files
     written: list[Path] = []
@@ -111,7 +110,6 @@ def write(stage: str, out: Outputs, root: Path) -> list[Path]:
     for rel, obj in out.models.items():
         _check_owned(stage, rel)
         atomic.save_torch(obj, root / rel)
-        written.append(root / rel)
     results = {**out.results, "environment": environment()}
     atomic.write_json(root / layout.results(stage), _plain(results))
     atomic.write_json(root / layout.metrics(stage), _plain(out.metrics))
@@ -147,9 +145,8 @@ def loggable(metrics: dict, prefix: str = "") -> dict[str, float]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(loggable(value, name + "."))
-        elif isinstance(value, (bool, int, float)) or hasattr(value, "__float__"):
-            if not isinstance(value, (str, bytes)):
-                flat[name] = float(value)
+        elif hasattr(value, "__float__"):  # bool, int, float, numpy scalars; not str or None
+            flat[name] = float(value)
     return flat
 
 
