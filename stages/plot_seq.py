@@ -18,5 +18,5 @@ def produce(p, ctx):
 
 
 if __name__ == "__main__":
-    # tiny nets: one thread (measured there)
-    stage.main("plot_seq", "seq", PARAMS, produce, items=languages.LANGUAGES, threads=1)
+    # one thread (the default): tiny nets, only evaluated
+    stage.main("plot_seq", "seq", PARAMS, produce, items=languages.LANGUAGES)

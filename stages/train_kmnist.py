@@ -20,4 +20,5 @@ def produce(p, ctx):
 
 
 if __name__ == "__main__":
-    stage.main("train_kmnist", "kmnist", PARAMS, produce, items=tuple(train.TITLES))
+    stage.main("train_kmnist", "kmnist", PARAMS, produce, items=tuple(train.TITLES),
+               threads="kmnist.train.threads")

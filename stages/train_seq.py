@@ -22,8 +22,4 @@ def produce(p, ctx):
 
 
 if __name__ == "__main__":
-    # Tiny nets: one thread.  Measured on a 2-core machine shared with other jobs (anbncn,
-    # 16 restarts): the compiled kernel took 2.7 s for 20,000 epochs at 1 torch thread and
-    # 10.5 s at 2, the fused one 11.9 s and 95 s for 2,000; with a busy process beside it
-    # 5.8 vs 11.5 s and 35 vs 207 s.  A second thread has only its synchronisation to add.
-    stage.main("train_seq", "seq", PARAMS, produce, items=languages.LANGUAGES, threads=1)
+    stage.main("train_seq", "seq", PARAMS, produce, items=languages.LANGUAGES, threads="seq.train.threads")

@@ -5,21 +5,92 @@ here, before DVC removes any other stage's outputs (DVC deletes a stage's output
 running it): the last good results stay in place.  The output's content never changes, so a
 valid edit reruns only the stages whose own params changed.
 
+`dvc exp run -S key=value` in the workspace writes its values into params.yaml before any
+stage runs (rewriting the whole file: flow lists become block lists) and leaves them there
+when the run fails, so the error line says so and how to get good values back without
+losing the user's own uncommitted edits of params.yaml.  `--temp` and `--queue` runs apply
+-S to a copy in .dvc/tmp/exps and leave the workspace file alone.
+
 Reads: all of params.yaml.  Writes: data/params.ok.
 """
 
 import argparse
+import os
+import re
+import subprocess
 from pathlib import Path
 
-from nnstudies import atomic, cli, params
+from nnstudies import atomic, cli, params, yamlfile
 from nnstudies.errors import UserError
 from nnstudies.kmnist.data import OFFICIAL
 from nnstudies.kmnist.sizes import check_memory
 from nnstudies.seq.languages import LANGUAGES
 from nnstudies.seq.languages import check_memory as check_seq_memory
 
-RESTORE = ("nothing was run or removed; fix params.yaml, or `git checkout params.yaml` for the "
-           "committed values")
+NOTHING_RAN = "no other stage ran and no result was removed"
+
+
+def restore_hint(key: str | None) -> str:
+    """What the failed check left behind and how to get good params back (``key``: the bad
+    one's dotted key, when one key is to blame)."""
+    root = os.environ.get("DVC_ROOT")
+    exp = bool(os.environ.get("DVC_EXP_NAME"))  # set by DVC for `dvc exp run` only
+    if exp and root and Path(root).resolve() != Path.cwd().resolve():
+        return (f"{NOTHING_RAN}; this experiment ran in a temporary copy (--temp or --queue): "
+                "your params.yaml is unchanged, run it again with an allowed value")
+    said = NOTHING_RAN + (", but `dvc exp run -S` has written its values into params.yaml, "
+                          "reformatting the file" if exp else "")
+    committed = _committed()
+    try:
+        current = params.flatten(params.read("params.yaml"))
+    except UserError:
+        current = None  # unreadable, empty, not a mapping: no key-by-key comparison
+    if committed is None:
+        return f"{said}; fix params.yaml"
+    if current is None:
+        return (f"{said}; `git checkout params.yaml` puts the committed file back (and drops any "
+                "other uncommitted change in it)")
+    flat = params.flatten(committed)
+    changed = [k for k in {**flat, **current} if k not in flat or k not in current
+               or yamlfile.show(flat[k]) != yamlfile.show(current[k])]  # 1 == true in Python
+    others = [k for k in changed if not key or not (k == key or k.startswith(key + ".")
+                                                   or key.startswith(k + "."))]
+    if not changed or (key and others == changed):  # the bad value is not an uncommitted one
+        return f"{said}; the committed params.yaml holds this too: fix it there"
+    if not others:
+        return f"{said}; `git checkout params.yaml` puts the committed file back (it holds no other change)"
+    listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    value = _lookup(committed, key) if key else _ABSENT
+    if value is _ABSENT or isinstance(value, dict):
+        return (f"{said}; fix params.yaml, or `git checkout params.yaml` for the committed file, "
+                f"which also drops your other uncommitted changes ({listed})")
+    word = yamlfile.show(value)
+    fix = (f"`dvc exp run -S {key}={word}`" if exp and re.fullmatch(r"[\w.+-]+", word)
+           else f"setting {key} back to {word}")
+    return (f"{said}; {fix} (the committed value) keeps your other uncommitted changes ({listed}), "
+            "`git checkout params.yaml` would drop them")
+
+
+def _committed() -> dict | None:
+    """params.yaml as last committed (git's HEAD), or None: no git, no commit, not tracked."""
+    try:
+        proc = subprocess.run(["git", "show", "HEAD:./params.yaml"], capture_output=True,
+                              text=True, timeout=30)
+        data = yamlfile.parse(proc.stdout, "HEAD:params.yaml") if proc.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, UserError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+_ABSENT = object()
+
+
+def _lookup(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return _ABSENT
+        tree = tree[part]
+    return tree
 
 
 def check_across_keys(p: dict) -> None:
@@ -27,8 +98,9 @@ def check_across_keys(p: dict) -> None:
     source = p["kmnist"]["source"]
     if source != OFFICIAL and not source.startswith(("http://", "https://")) \
             and not Path(source).is_dir():
-        raise UserError(f"params.yaml: kmnist.source = {source!r}: no such directory (allowed: "
-                        "'official', a directory or an http(s) URL with the four gz files and MD5SUMS)")
+        raise params.ParamError(f"params.yaml: kmnist.source = {yamlfile.show(source)}: no such "
+                                "directory (allowed: 'official', a directory or an http(s) URL "
+                                "with the four gz files and MD5SUMS)", "kmnist.source")
     train = p["kmnist"]["train"]
     for net in ("lin", "full", "conv"):
         sizes = {k: v for k, v in p["kmnist"][net].items() if k not in ("lr", "momentum")}
@@ -43,14 +115,16 @@ def check_across_keys(p: dict) -> None:
                 check_seq_memory(task, sweep["epochs"] + 1, g["validation_sequences"] + 1,
                                  g["max_n"], g["reber_min_length"])
             except UserError as exc:
-                raise UserError(f"params.yaml: sweep.seq.{task}.epochs = {sweep['epochs']} is too "
-                                f"many for the sweep's sequences: {exc}") from None
+                raise params.ParamError(f"params.yaml: sweep.seq.{task}.epochs = {sweep['epochs']} "
+                                        f"is too many for the sweep's sequences: {exc}",
+                                        f"sweep.seq.{task}.epochs") from None
     available = g["train_sequences"]
     for task in LANGUAGES:  # a train_seq task is its language
         epochs = p["seq"][task]["epochs"]
         if epochs + 1 > available:
-            raise UserError(f"params.yaml: seq.{task}.epochs = {epochs} needs {epochs + 1} training "
-                            f"sequences, seq.grammar.train_sequences is {available} (raise it)")
+            raise params.ParamError(f"params.yaml: seq.{task}.epochs = {epochs} needs {epochs + 1} "
+                                    f"training sequences, seq.grammar.train_sequences is "
+                                    f"{available} (raise it)", f"seq.{task}.epochs")
 
 
 def main():
@@ -61,7 +135,7 @@ def main():
         p = params.load(list(params.SCHEMA))
         check_across_keys(p)
     except UserError as exc:
-        raise UserError(f"{exc} ({RESTORE})") from None
+        raise UserError(f"{exc} ({restore_hint(getattr(exc, 'key', None))})") from None
     atomic.write_text(args.out, "params.yaml passed the schema of src/nnstudies/params.py\n")
 
 

@@ -179,7 +179,7 @@ hid: 6
 tracking: {enabled: false, required: false}
 checker:
   train: {act: sig, init: 0.15, lr: 0.01, weight_decay: 1.0e-5, max_epochs: 1500, patience: 200,
-          restarts: 8, seed: 0, log_every: 100}
+          restarts: 8, seed: 0, log_every: 100, threads: 1}
   hand: {in_weight: [[1, 1], [1, 1], [1, 1], [1, 1]], hid_bias: [-1.5, -0.5, 0.5, 1.5],
          out_weight: [1, -1, 1, -1], out_bias: 0.5, scale: 10}
 """

@@ -1,5 +1,6 @@
 """Fetching KMNIST from a mirror served by a real HTTP server on 127.0.0.1."""
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -22,16 +23,23 @@ def mirror(tmp_path):
     return path
 
 
-@pytest.fixture
-def served(mirror):
-    """Serve the mirror over HTTP on a free loopback port; yields its URL."""
-    handler = functools.partial(_QuietHandler, directory=str(mirror))
+@contextlib.contextmanager
+def _serve(mirror, handler=None):
+    """Serve the mirror over HTTP on a free loopback port with ``handler`` (the plain file
+    server by default); yields its URL."""
+    handler = functools.partial(handler or _QuietHandler, directory=str(mirror))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def served(mirror):
+    with _serve(mirror) as url:
+        yield url
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -100,6 +108,148 @@ def test_server_down_fails_within_seconds_with_offline_hint(tmp_path):
         kmnist.fetch(f"http://127.0.0.1:{port}/", tmp_path / "out")
     assert time.monotonic() - start < 15
     assert "-S kmnist.source=data/samples/kmnist-holdout" in str(err.value)
+
+
+class _GzAnswers(_QuietHandler):
+    """Serves MD5SUMS from the mirror; every gz file gets ``answer(self)`` instead."""
+
+    def do_GET(self):
+        if not self.path.endswith(".gz"):
+            return super().do_GET()
+        try:
+            self.answer()
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up: as it should
+            pass
+
+    def head(self, length=None):
+        self.send_response(200)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+
+class _Trickle(_GzAnswers):
+    def answer(self):  # a byte every 50 ms, each well within the socket timeout, for ever
+        self.head(10**6)
+        for _ in range(10**4):
+            self.wfile.write(b"x")
+            self.wfile.flush()
+            time.sleep(0.05)
+
+
+class _Endless(_GzAnswers):
+    def answer(self):  # zeros as fast as the client reads, no length announced
+        self.head()
+        while True:
+            self.wfile.write(bytes(1 << 16))
+
+
+class _HugeLength(_GzAnswers):
+    def answer(self):
+        self.head(10**12)
+
+
+class _ClosesEarly(_GzAnswers):
+    def answer(self):
+        self.head(1000)
+        self.wfile.write(b"only ten b")
+        self.close_connection = True
+
+
+def test_a_trickling_mirror_fails_at_the_deadline_not_never(mirror, tmp_path):
+    limits = kmnist.Limits(grace=0.5, min_rate=1000)  # 20 bytes/s arrive: over after 0.5 s
+    start = time.monotonic()
+    with _serve(mirror, _Trickle) as url, pytest.raises(kmnist.DataError) as err:
+        kmnist.fetch(url, tmp_path / "out", limits)
+    assert time.monotonic() - start < 3
+    message = str(err.value)
+    assert "train-images-idx3-ubyte.gz sent only " in message and "under 1000 bytes/s" in message
+    assert "\n" not in message and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("handler", [_Endless, _HugeLength])
+def test_an_endless_mirror_stops_at_the_size_cap(mirror, tmp_path, handler):
+    start = time.monotonic()
+    with _serve(mirror, handler) as url, pytest.raises(kmnist.DataError) as err:
+        kmnist.fetch(url, tmp_path / "out")  # the real cap: 64 MiB over loopback is quick
+    assert time.monotonic() - start < 10
+    assert str(kmnist.MAX_BYTES) in str(err.value) and "a KMNIST file can be" in str(err.value)
+    assert kmnist.MAX_BYTES > 47_040_016  # the largest real file, unpacked, fits
+
+
+def test_a_body_cut_short_is_retried_then_one_line(mirror, tmp_path):
+    with _serve(mirror, _ClosesEarly) as url, pytest.raises(kmnist.DataError) as err:
+        kmnist.fetch(url, tmp_path / "out", kmnist.Limits(retries=2))
+    assert "after 2 tries (connection closed after 10 of 1000 bytes)" in str(err.value)
+
+
+@contextlib.contextmanager
+def _raw_server(reply: bytes | None):
+    """A TCP server on 127.0.0.1 that accepts, sends ``reply`` and closes, or with None says
+    nothing and holds the connection; yields (url, connections accepted so far)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            if reply is not None:
+                conn.recv(65536)
+                conn.sendall(reply)
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/", accepted
+    stop.set()
+    listener.close()
+    for conn in accepted:
+        conn.close()
+
+
+def test_a_silent_server_fails_after_one_timeout_without_retries(tmp_path):
+    start = time.monotonic()
+    with _raw_server(None) as (url, accepted), pytest.raises(kmnist.DataError) as err:
+        kmnist.fetch(url, tmp_path / "out", kmnist.Limits(timeout=0.5))
+    assert time.monotonic() - start < 1.4  # three tries would take 0.5 * 3 + 0.5 + 1 s
+    assert len(accepted) == 1
+    assert "MD5SUMS sent nothing for 0.5 s (not retried" in str(err.value)
+    assert "-S kmnist.source=data/samples/kmnist-holdout" in str(err.value)
+
+
+@pytest.mark.parametrize("reply,tries,message", [
+    (b"SSH-2.0-OpenSSH_9.6\r\n", 1, "did not answer in HTTP (BadStatusLine)"),
+    (b"", 2, "after 2 tries (Remote end closed connection without response)")])  # transient
+def test_a_server_that_does_not_speak_http_is_one_line(tmp_path, reply, tries, message):
+    with _raw_server(reply) as (url, accepted), pytest.raises(kmnist.DataError) as err:
+        kmnist.fetch(url, tmp_path / "out", kmnist.Limits(retries=2))
+    assert message in str(err.value) and len(accepted) == tries
+
+
+def test_a_transient_error_is_still_retried(mirror, tmp_path):
+    seen = []
+
+    class Flaky(_QuietHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            if seen.count(self.path) == 1 and self.path.endswith("MD5SUMS"):
+                return self.send_error(503)
+            return super().do_GET()
+
+    with _serve(mirror, Flaky) as url:
+        assert len(kmnist.fetch(url, tmp_path / "out")) == 4
+    assert seen.count("/MD5SUMS") == 2
+
+
+def test_a_gzip_bomb_is_refused_before_it_fills_memory(mirror, tmp_path):
+    import gzip
+
+    _republish(mirror, "t10k-labels-idx1-ubyte.gz", gzip.compress(bytes(kmnist.MAX_BYTES + 1), 1))
+    with pytest.raises(kmnist.DataError, match="unpacks to more than .*; nothing was replaced"):
+        kmnist.fetch(str(mirror), tmp_path / "out")
 
 
 def test_directory_mirror_and_corrupt_gz_on_load(mirror, tmp_path):

@@ -1,5 +1,5 @@
-"""`nnstudies gate`: bounds from gates.yaml against real metrics files, and the regression
-budget against the real `dvc metrics diff --json` of a temp git + DVC repo."""
+"""`nnstudies gate`: bounds from gates.yaml against real metrics files, and the tolerance
+compare (`--base REV`) against the real `dvc metrics diff --json` of a temp git + DVC repo."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SAMPLE, run, set_params
+from conftest import ROOT, run
 
 GATES = {
     "ci": {
@@ -119,6 +119,7 @@ def test_gates_read_yaml_as_dvc_does(measured):
      "ci.metrics/train.json.test_accuracy.min = 'high': must be a number"),
     ("ci:\n  metrics/train.json:\n    test_accuracy: {minimum: 0.5}\n", "must be {min: X}, {max: Y} or both"),
     ("ci:\n  metrics/train.json:\n    test_accuracy: {min: 0.9, max: 0.1}\n", "min 0.9 is above max 0.1"),
+    ("ci:\n  metrics/train.json:\n    test_loss: {max: .inf}\n", "bounds must be finite numbers"),
     ("paper:\n  metrics/train.json:\n    test_accuracy: {min: 0.9}\n", "no profile 'ci' (known: paper)"),
 ])
 def test_malformed_gates_file_is_one_line_error(measured, text, message):
@@ -129,59 +130,186 @@ def test_malformed_gates_file_is_one_line_error(measured, text, message):
     assert "Traceback" not in proc.stderr
 
 
-def test_negative_budget_is_an_error(measured):
-    proc = gate(measured, "--base", "HEAD", "--max-drop", "-0.1")
-    assert proc.returncode == 2 and proc.stderr == "error: --max-drop -0.1: must be a number >= 0\n"
-
-
 def test_non_numeric_metric_value_is_an_error(measured):
     (measured / "metrics" / "train.json").write_text(json.dumps({"test_accuracy": "n/a", "final": {}}))
     proc = gate(measured)
     assert proc.returncode == 2 and "metrics/train.json: test_accuracy = 'n/a': must be a number" in proc.stderr
 
 
-@pytest.mark.pipeline
-def test_regression_budget_against_dvc_metrics_diff(repo):
-    """Commit a fetched sample as the base, then a workspace whose counts moved."""
-    set_params(repo, **{"kmnist.source": SAMPLE})
-    run(["dvc", "repro", "fetch_kmnist"], repo, NNSTUDIES_TRACKING="off")
-    (repo / "gates.yaml").write_text(yaml.safe_dump({"ci": {"metrics/fetch_kmnist.json": {
-        "train_images": {"min": 1000}, "test_images": {"max": 5000}}}}))
-    run("git add -A && git -c user.name=t -c user.email=t@t commit -q --allow-empty -m base", repo)
-    metrics_file = repo / "metrics" / "fetch_kmnist.json"
-    measured = json.loads(metrics_file.read_text())
-    assert (measured["train_images"], measured["test_images"]) == (8000, 1000)
+# ---- Non-finite metrics (battery round 3, defect 2) ---------------------------------------
 
-    # A run that lost 30 training images and gained 20 test images (max-bounded: worse).
-    metrics_file.write_text(json.dumps({**measured, "train_images": 7970, "test_images": 1020}))
-    ok = gate(repo, "--profile", "ci", "--base", "HEAD", "--max-drop", "30")
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "| metrics/fetch_kmnist.json | train_images | 7970 | was 8000 (-30) | pass |" in squeeze(ok.stdout)
-    assert "| metrics/fetch_kmnist.json | test_images | 1020 | was 1000 (+20) | pass |" in squeeze(ok.stdout)
-    # Every moved metric is listed with its change, gated or not; unchanged ones are not.
-    assert "### Every metric that differs from `HEAD`: 2" in squeeze(ok.stdout)
-    assert "| metrics/fetch_kmnist.json | train_images | 8000 | 7970 | -30 |" in squeeze(ok.stdout)
-    assert "| metrics/fetch_kmnist.json | test_images | 1000 | 1020 | +20 |" in squeeze(ok.stdout)
-    tight = gate(repo, "--profile", "ci", "--base", "HEAD", "--max-drop", "25")
-    assert tight.returncode == 1
-    assert "| train_images | 7970 | was 8000 (-30) | **FAIL** |" in squeeze(tight.stdout)
-    assert "| test_images | 1020 | was 1000 (+20) | pass |" in squeeze(tight.stdout)
-    assert "2/2 gates pass" in squeeze(tight.stdout) and "1/2 within the budget" in squeeze(tight.stdout)
-    # Improvements never count against the budget.
-    metrics_file.write_text(json.dumps({**measured, "train_images": 9000, "test_images": 900}))
-    assert gate(repo, "--profile", "ci", "--base", "HEAD").returncode == 0
-    bad_rev = gate(repo, "--profile", "ci", "--base", "no-such-rev")
-    assert bad_rev.returncode == 2 and bad_rev.stderr.startswith("error: dvc metrics diff no-such-rev failed")
+@pytest.mark.parametrize("spelled", ["Infinity", "1e999", "-Infinity", "NaN"])
+def test_non_finite_gated_metric_fails_with_one_line(measured, spelled):
+    """Python's json reads all four; `inf >= 0.8` is true, so an infinity used to pass."""
+    (measured / "metrics" / "train.json").write_text(
+        '{"test_accuracy": ' + spelled + ', "final": {"loss": 0.42}}')
+    proc = gate(measured)
+    shown = "Infinity" if spelled == "1e999" else spelled
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"| metrics/train.json | test_accuracy | {shown} | >= 0.8 | **FAIL** (not finite) |" in squeeze(proc.stdout)
+    assert proc.stderr.splitlines() == [
+        f"error: metrics/train.json: test_accuracy = {shown} is not a finite number (1 such value(s), "
+        "which fails the gate; a stage never writes one: rerun it)"]
+    assert "gates pass" not in proc.stdout
 
 
-def test_changes_lists_every_moved_metric():
+def test_non_finite_ungated_metric_of_a_gated_file_fails(measured):
+    (measured / "metrics" / "seq.json").write_text(
+        '{"anbn": {"error": 0.01, "nll": Infinity}, "successes": 12}')
+    proc = gate(measured)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: metrics/seq.json: anbn.nll = Infinity is not a finite number")
+
+
+# ---- The tolerance compare against a base revision ----------------------------------------
+
+TOLERANCE = {
+    "kinds": {"accuracy": {"images": 20, "per": 1000}, "loss": {"abs": 0.01},
+              "epochs": {"epochs": 40}, "evaluation": {"abs": 1e-5}, "exact": {"exact": True}},
+    "metrics": {
+        "metrics/train.json": {"test_accuracy": "accuracy", "*loss": "loss", "epochs_*": "epochs",
+                               "*": "exact"},
+        "metrics/seq.json": {"*.error": "evaluation", "successes": "exact"},
+        "metrics/extra.json": {"loss": "loss"},
+    },
+}
+TRAIN = {"test_accuracy": 0.85, "test_images": 1000, "test_loss": 0.42, "final": {"loss": 0.42},
+         "epochs_to_100": 593, "parameters": 7850}
+
+
+def write_metrics(folder: Path, name: str, data: dict) -> None:
+    (folder / "metrics" / name).write_text(json.dumps(data))
+
+
+def moved_rows(stdout: str) -> list[str]:
+    """The rows of the compare table (one per moved or unmapped metric)."""
+    part = squeeze(stdout).split("### Every metric against", 1)[1]
+    return [line for line in part.splitlines() if line.startswith("| metrics/")]
+
+
+@pytest.fixture
+def committed(measured) -> Path:
+    """`measured` with tolerances, as a git + DVC repo whose HEAD holds the base metrics."""
+    data = yaml.safe_load((measured / "gates.yaml").read_text())
+    (measured / "gates.yaml").write_text(yaml.safe_dump({**data, "tolerance": TOLERANCE}, sort_keys=False))
+    write_metrics(measured, "train.json", TRAIN)
+    write_metrics(measured, "extra.json", {"loss": 0.5})
+    (measured / "dvc.yaml").write_text("metrics:\n- metrics/train.json\n- metrics/seq.json\n"
+                                       "- metrics/extra.json\n")
+    run("git init -q && dvc init -q && git add -A && "
+        "git -c user.name=t -c user.email=t@t commit -qm base", measured)
+    return measured
+
+
+def test_unchanged_metrics_pass_and_list_nothing(committed):
+    proc = gate(committed, "--base", "HEAD")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert moved_rows(proc.stdout) == []
+    assert "9 metrics compared: 9 unchanged, 0 moved or unmapped, 0 beyond tolerance" in proc.stdout
+
+
+def test_moves_within_tolerance_pass_with_one_line_each(committed):
+    write_metrics(committed, "train.json", {**TRAIN, "test_accuracy": 0.862, "test_loss": 0.415,
+                                            "epochs_to_100": 553})
+    proc = gate(committed, "--base", "HEAD")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert moved_rows(proc.stdout) == [
+        "| metrics/train.json | epochs_to_100 | 593 | 553 | -40 epochs | ±40 epochs (epochs) | ok |",
+        "| metrics/train.json | test_accuracy | 0.85 | 0.862 | +0.012 (+12 images) "
+        "| ±20 images per 1000 (accuracy) | ok |",
+        "| metrics/train.json | test_loss | 0.42 | 0.415 | -0.005 | ±0.01 (loss) | ok |"]
+    assert "9 metrics compared: 6 unchanged, 3 moved or unmapped, 0 beyond tolerance" in proc.stdout
+
+
+@pytest.mark.parametrize("sign", [1, -1], ids=["up", "down"])
+def test_moves_beyond_tolerance_fail_in_either_direction(committed, sign):
+    """A big improvement from no change of code is as suspect as a drop."""
+    write_metrics(committed, "train.json", {**TRAIN, "test_accuracy": 0.85 + sign * 0.021,
+                                            "test_loss": 0.42 + sign * 0.0101,
+                                            "epochs_to_100": 593 + sign * 41,
+                                            "parameters": 7850 + sign})
+    write_metrics(committed, "seq.json", {"anbn": {"error": 0.01 + sign * 2e-5}, "successes": 12})
+    proc = gate(committed, "--base", "HEAD")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = moved_rows(proc.stdout)
+    assert [r.split(" | ")[1] for r in rows] == ["anbn.error", "epochs_to_100", "parameters",
+                                                 "test_accuracy", "test_loss"]
+    assert all(r.endswith("| **FAIL** |") for r in rows)
+    images = "+21" if sign > 0 else "-21"
+    assert f"({images} images) | ±20 images per 1000 (accuracy) | **FAIL** |" in rows[3]
+    assert f"| {'+1' if sign > 0 else '-1'} | exact (exact) | **FAIL** |" in rows[2]
+    assert "4/4 gates pass" in squeeze(proc.stdout)  # the floors alone pass
+    assert "9 metrics compared: 4 unchanged, 5 moved or unmapped, 5 beyond tolerance" in proc.stdout
+
+
+def test_non_finite_metric_fails_the_compare(committed):
+    write_metrics(committed, "extra.json", {"loss": float("inf")})  # json writes Infinity
+    proc = gate(committed, "--base", "HEAD")
+    assert proc.returncode == 1
+    assert moved_rows(proc.stdout) == [
+        "| metrics/extra.json | loss | 0.5 | Infinity | not finite | ±0.01 (loss) | **FAIL** |"]
+
+
+def test_unmapped_metric_fails_even_unchanged(committed):
+    data = yaml.safe_load((committed / "gates.yaml").read_text())
+    del data["tolerance"]["metrics"]["metrics/train.json"]["*"]  # parameters, test_images: no kind
+    (committed / "gates.yaml").write_text(yaml.safe_dump(data))
+    write_metrics(committed, "seq.json", {"anbn": {"error": 0.01}, "successes": 12, "new": 3})
+    write_metrics(committed, "train.json", {**TRAIN, "epochs_run": 700})  # mapped, but new
+    proc = gate(committed, "--base", "HEAD")
+    assert proc.returncode == 1
+    assert moved_rows(proc.stdout) == [
+        "| metrics/seq.json | new | - | 3 |  | no kind in gates.yaml `tolerance.metrics` | **FAIL** |",
+        "| metrics/train.json | epochs_run | - | 700 | not in base | ±40 epochs (epochs) | **FAIL** |",
+        "| metrics/train.json | parameters | 7850 | 7850 |  | no kind in gates.yaml `tolerance.metrics` | **FAIL** |",
+        "| metrics/train.json | test_images | 1000 | 1000 |  | no kind in gates.yaml `tolerance.metrics` | **FAIL** |"]
+
+
+@pytest.mark.parametrize("section,message", [
+    (None, "gates.yaml: tolerance: must be a section with `kinds`"),
+    ({**TOLERANCE, "kinds": {**TOLERANCE["kinds"], "loss": {"abs": -0.1}}},
+     "tolerance.kinds.loss = {'abs': -0.1}: amounts must be finite and >= 0"),
+    ({**TOLERANCE, "kinds": {**TOLERANCE["kinds"], "loss": {"percent": 3}}},
+     "tolerance.kinds.loss = {'percent': 3}: must be {abs: X}, {images: N, per: M}, {epochs: N} or {exact: true}"),
+    ({**TOLERANCE, "metrics": {"metrics/x.json": {"acc": "accuracy_"}}},
+     "tolerance.metrics.metrics/x.json.acc = 'accuracy_': no such kind "
+     "(known: accuracy, epochs, evaluation, exact, loss)"),
+])
+def test_malformed_tolerance_section_is_one_line_error(committed, section, message):
+    data = yaml.safe_load((committed / "gates.yaml").read_text())
+    data.pop("tolerance")
+    if section is not None:
+        data["tolerance"] = section
+    (committed / "gates.yaml").write_text(yaml.safe_dump(data))
+    proc = gate(committed, "--base", "HEAD")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and message in proc.stderr
+    assert proc.stdout == ""  # checked before any table
+    assert gate(committed).returncode == 0  # the floors alone do not need the section
+
+
+def test_tolerance_section_is_no_profile(committed):
+    proc = gate(committed, "--profile", "tolerance")
+    assert proc.returncode == 2 and "no profile 'tolerance' (known: ci, paper)" in proc.stderr
+
+
+def test_bad_base_revision_is_one_line_error(committed):
+    proc = gate(committed, "--base", "no-such-rev")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: dvc metrics diff no-such-rev failed")
+
+
+def test_every_committed_metric_has_a_kind():
+    """The project's own contract: each metric of metrics/*.json names its tolerance."""
     from nnstudies import gates
 
-    diff = {"metrics/a.json": {"acc": {"old": 0.5, "new": 0.5, "diff": 0},
-                               "loss": {"old": 0.25, "new": 0.125, "diff": -0.125},
-                               "torch": {"old": "2.1", "new": "2.2"}},
-            "metrics/b.json": {"count": {"old": None, "new": 3}}}
-    assert gates.changes(diff) == [
-        ["metrics/a.json", "loss", "0.25", "0.125", "-0.125"],
-        ["metrics/a.json", "torch", "2.1", "2.2", "changed"],
-        ["metrics/b.json", "count", "None", "3", "changed"]]
+    contract = gates.tolerances(ROOT / "gates.yaml")
+
+    def leaves(data, prefix=""):
+        for key, value in data.items():
+            yield from leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+
+    files = sorted((ROOT / "metrics").glob("*.json"))
+    assert len(files) >= 20
+    unmapped = [f"metrics/{f.name}: {key}" for f in files for key in leaves(json.loads(f.read_text()))
+                if contract.kind(f"metrics/{f.name}", key) is None]
+    assert unmapped == []

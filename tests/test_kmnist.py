@@ -140,7 +140,7 @@ tracking: {enabled: false, required: false}
 kmnist:
   source: %s
   train: {seed: 0, epochs: 2, batch_size: 64, test_batch_size: 100, shuffle: false,
-          device: cpu, log_interval: 5}
+          device: cpu, log_interval: 5, threads: 1}
   lin: {lr: 0.05, momentum: 0.5}
   full: {lr: 0.05, momentum: 0.5, hidden: 20}
   conv: {lr: 0.05, momentum: 0.5, channels1: 4, channels2: 8, kernel: 3, fc: 16}

@@ -13,7 +13,8 @@ BAD = [
     ("hid", 2.5, "hid = 2.5: must be an integer"),
     ("checker.train.act", "relu", "checker.train.act = 'relu': must be one of sig, step"),
     ("checker.hand.hid_bias", [1, 2], "checker.hand.hid_bias = [1, 2]: must be a list of 4 items"),
-    ("seq.train.restarts", True, "seq.train.restarts = True: must be an integer"),
+    ("seq.train.restarts", True, "seq.train.restarts = true: must be an integer"),
+    ("hid", None, "hid = null: must be an integer"),  # YAML words, never Python's None
     ("kmnist.conv.momentum", 1.5, "kmnist.conv.momentum = 1.5: must be a number from 0 to 1"),
     ("kmnist.source", "", "kmnist.source = '': must be a non-empty string"),
 ]

@@ -1,5 +1,5 @@
 """Determinism: the same params and seed give identical metrics on two CPU runs, and the
-metrics record what could explain a difference elsewhere (torch, numpy, threads)."""
+results record what could explain a difference elsewhere (versions, the CPU path, threads)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from nnstudies import layout, stage
 # Stage -> the params for a small run.  The stage runs as dvc.yaml runs it, writing where
 # nnstudies.layout says; its environment (versions, threads) is in its results file.
 STAGES = {
-    "train_kmnist@lin": {"kmnist.train.epochs": 2},
+    "train_kmnist@lin": {"kmnist.train.epochs": 2, "kmnist.train.threads": 1},
     "train_checker": {"checker.train.max_epochs": 300, "checker.train.restarts": 4,
-                      "checker.train.patience": 50},
+                      "checker.train.patience": 50, "checker.train.threads": 1},
 }
 BEFORE = {"train_kmnist@lin": ["fetch_kmnist"]}  # stages whose outputs it reads (not in git)
 
@@ -30,7 +30,8 @@ def run_twice(repo: Path, stage: str) -> list[dict]:
     """The metrics of two runs, each with its results' environment under "environment"."""
     set_params(repo, **STAGES[stage])
     name, _, item = stage.partition("@")
-    env = tool_env(OMP_NUM_THREADS=1, NNSTUDIES_TRACKING="off")
+    # OMP_NUM_THREADS says 2: the params' one thread must win (threads shape the last bits).
+    env = tool_env(OMP_NUM_THREADS=2, NNSTUDIES_TRACKING="off")
     for upstream in BEFORE.get(stage, []):
         subprocess.run(["python", f"stages/{upstream}.py"], cwd=repo, check=True, env=env,
                        capture_output=True, timeout=300)
@@ -60,12 +61,13 @@ def test_same_params_and_seed_give_identical_metrics(twice):
     assert compared == {k: v for k, v in second.items() if not is_timing(k)}
 
 
-def test_metrics_record_versions_and_threads(twice):
+def test_results_record_versions_the_cpu_path_and_the_params_threads(twice):
     stage, (first, _) = twice
     env = first["environment"]
-    missing = [k for k in ("torch", "numpy", "threads") if k not in env]
+    missing = [k for k in ("torch", "numpy", "cpu_path") if k not in env]
     assert not missing, f"{stage} results lack environment {missing}"
-    assert env["threads"] == 1  # OMP_NUM_THREADS=1 was respected
+    assert env["cpu_path"]["threads"] == 1  # the params' count, not OMP_NUM_THREADS=2
+    assert env["cpu_path"]["torch_capability"] and env["cpu_path"]["blas"]
 
 
 def test_the_environment_names_versions_and_threads():
@@ -74,4 +76,5 @@ def test_the_environment_names_versions_and_threads():
 
     env = stage.environment()
     assert env["torch"] == torch.__version__ and env["numpy"] == numpy.__version__
-    assert env["threads"] == torch.get_num_threads()
+    assert env["cpu_path"]["threads"] == torch.get_num_threads()
+    assert env["cpu_path"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()

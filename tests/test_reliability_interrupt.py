@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import SAMPLE, run, set_params, tool_env
 from nnstudies import atomic
@@ -39,17 +40,33 @@ def temp_files(repo: Path) -> list[Path]:
     return [p for p in repo.rglob(".*.tmp") if ".git" not in p.parts and ".dvc" not in p.parts]
 
 
+# A progress line comes after an epoch, at most every 10 s, and always after the last one.
+PROGRESS = re.compile(rf"{re.escape(STAGE)}: epoch ([\d,]+)/([\d,]+)")
+# The interrupted run: 1,000 epochs of 8,000 single-image steps (3.5 s an epoch here), so its
+# first progress line comes with most of the run still to do (only a machine 350 times as
+# fast would finish within the first 10 s), and a line with done < total proves at least a
+# whole epoch (8,000 steps) and the writing of every output remain: the signal, sent as soon
+# as that line is read, arrives long before.
+LONG_RUN = {"kmnist.train.epochs": 1000, "kmnist.train.batch_size": 1}
+
+
 def interrupt_mid_run(repo: Path, sig: int) -> subprocess.CompletedProcess:
-    """Start `dvc repro`, wait until the stage is training, then signal the whole process
-    group (as Ctrl-C in a terminal does)."""
+    """Start `dvc repro`, wait for a progress line saying epochs remain (done < total), then
+    signal the whole process group (as Ctrl-C in a terminal does).  No sleep, no clock."""
     proc = subprocess.Popen(["dvc", "repro", STAGE], cwd=repo, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env=tool_env(OMP_NUM_THREADS=1, NNSTUDIES_TRACKING="off"))
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if line.startswith(f"{STAGE}: epoch "):  # the first progress line: ~10 s into training
-            break
+        progress = PROGRESS.match(line)
+        if progress:
+            done, total = (int(n.replace(",", "")) for n in progress.groups())
+            if done < total:
+                break
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"the first progress line was the last ({line.strip()}): the run is too "
+                        "short to be interrupted with work left")
     else:
         pytest.fail("the stage finished before it could be interrupted:\n" + "".join(seen))
     os.killpg(proc.pid, sig)
@@ -65,7 +82,8 @@ def test_interrupted_training_leaves_good_or_no_outputs_then_reruns(repo, sig):
     good = snapshot(repo)
     assert None not in good.values()
 
-    set_params(repo, **{"kmnist.train.epochs": 400})  # long enough to be caught mid-run
+    batch_size = yaml.safe_load((repo / "params.yaml").read_text())["kmnist"]["train"]["batch_size"]
+    set_params(repo, **LONG_RUN)
     interrupted = interrupt_mid_run(repo, sig)
     assert interrupted.returncode != 0
     after = snapshot(repo)
@@ -75,9 +93,9 @@ def test_interrupted_training_leaves_good_or_no_outputs_then_reruns(repo, sig):
     if sig == signal.SIGINT:
         assert "interrupted: no output was written (none is half-written)" in interrupted.stderr
 
-    # The rerun (with a short run: the 400 epochs were only there to be interrupted) makes
+    # The rerun (with a short run: the long one was only there to be interrupted) makes
     # every output whole again.
-    set_params(repo, **{"kmnist.train.epochs": 3})
+    set_params(repo, **{"kmnist.train.epochs": 3, "kmnist.train.batch_size": batch_size})
     rerun = run(["dvc", "repro", STAGE], repo, NNSTUDIES_TRACKING="off", OMP_NUM_THREADS=1)
     assert f"Running stage '{STAGE}'" in rerun.stdout
     results = json.loads((repo / "results" / "train_kmnist_lin.json").read_text())

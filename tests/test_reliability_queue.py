@@ -42,7 +42,8 @@ def experiments(repo) -> dict[str, dict]:
 
 
 def test_four_queued_experiments_on_two_workers(repo):
-    set_params(repo, **{"kmnist.source": SAMPLE, "kmnist.train.epochs": 1})
+    # Two workers of one thread each: the thread count is a param (it shapes the last bits).
+    set_params(repo, **{"kmnist.source": SAMPLE, "kmnist.train.epochs": 1, "kmnist.train.threads": 1})
     run(["dvc", "repro", "fetch_kmnist"], repo, OMP_NUM_THREADS=1)
     # Queued runs see only what git tracks: commit params and dvc.lock first.
     run(["git", "add", "-A"], repo)
@@ -50,7 +51,7 @@ def test_four_queued_experiments_on_two_workers(repo):
     for lr in RATES:
         run(["dvc", "exp", "run", "--queue", "-S", f"kmnist.lin.lr={lr}", STAGE], repo)
     start = time.time()
-    run(["dvc", "queue", "start", "-j", "2"], repo, OMP_NUM_THREADS=1)
+    run(["dvc", "queue", "start", "-j", "2"], repo)
     done, text = queue_done(repo)
     while not done:
         assert time.time() - start < 600, f"queue did not finish:\n{text}"
@@ -79,4 +80,4 @@ def test_four_queued_experiments_on_two_workers(repo):
     for r in runs:  # each run's results file, an artifact: its settings and its threads
         path = client.download_artifacts(r.info.run_id, "results/train_kmnist_lin.json", str(repo))
         results = json.loads(Path(path).read_text())
-        assert results["settings"]["epochs"] == 1 and results["environment"]["threads"] == 1
+        assert results["settings"]["epochs"] == 1 and results["environment"]["cpu_path"]["threads"] == 1

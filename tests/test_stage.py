@@ -5,6 +5,7 @@ import json
 import pytest
 
 from nnstudies import layout, stage
+from nnstudies.errors import UserError
 from nnstudies.outputs import Outputs
 from nnstudies.params import ParamError
 
@@ -89,3 +90,91 @@ def test_a_model_outside_the_stage_outputs_is_refused(root):
 def test_metrics_are_flattened_once_for_mlflow():
     assert stage.loggable({"a": {"b": 1}, "ok": True, "name": "x", "per": [1, 2], "none": None}) \
         == {"a.b": 1.0, "ok": 1.0}
+
+
+def _good_run(root):
+    stage.run("train_checker", "checker", ["hid", "tracking"],
+              lambda p, ctx: Outputs(metrics={"accuracy": 1.0}, results={"r": 1},
+                                     files={"a.txt": "a", "train.log": "log"}), root=root)
+
+
+def _snapshot(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_figure_that_raises_while_writing_leaves_every_old_output(root):
+    _good_run(root)
+    before = _snapshot(root)
+
+    def figure():
+        raise RuntimeError("figure failed")
+
+    with pytest.raises(RuntimeError):
+        stage.run("train_checker", "checker", ["hid", "tracking"],
+                  lambda p, ctx: Outputs(metrics={"accuracy": 0.5}, files={"b.txt": "b", "c.png": figure}),
+                  root=root)
+    assert _snapshot(root) == before  # nothing new beside the old, no temp left behind
+
+
+def test_an_immutable_metrics_folder_is_one_line_and_changes_no_output(root):
+    """The battery's case (`chattr +i metrics`), which also stops root."""
+    import subprocess
+
+    _good_run(root)
+    before = _snapshot(root)
+    if subprocess.run(["chattr", "+i", str(root / "metrics")], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not allowed on this file system")
+    try:
+        with pytest.raises(UserError, match=r"cannot write its outputs .*metrics"):
+            stage.run("train_checker", "checker", ["hid", "tracking"],
+                      lambda p, ctx: Outputs(metrics={"accuracy": 0.5}, files={"a.txt": "new"}), root=root)
+    finally:
+        subprocess.run(["chattr", "-i", str(root / "metrics")], check=True)
+    assert _snapshot(root) == before
+
+
+def test_threads_come_from_params_not_omp_num_threads(root, monkeypatch):
+    import torch
+
+    (root / "params.yaml").write_text(PARAMS + "checker: {train: {threads: 1}}\n")
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    seen = {}
+
+    def produce(p, ctx):
+        seen["threads"] = torch.get_num_threads()
+        return Outputs(metrics={})
+
+    before = torch.get_num_threads()
+    try:
+        stage.run("train_checker", "checker", ["hid", "tracking", "checker.train.threads"], produce,
+                  root=root, threads="checker.train.threads")
+    finally:
+        torch.set_num_threads(before)
+    assert seen["threads"] == 1
+    env = json.loads((root / layout.results("train_checker")).read_text())["environment"]
+    assert env["cpu_path"]["threads"] == 1 and env["cpu_path"]["torch_capability"]
+    assert "host" not in json.dumps(env)  # the host is an MLflow tag, never in hashed bytes
+
+
+def test_two_saves_of_one_state_give_the_same_bytes(tmp_path):
+    import torch
+
+    from nnstudies import atomic
+
+    state = {"w": torch.arange(6.0).reshape(2, 3), "step": 3}
+    atomic.save_torch(state, tmp_path / "a.pt")
+    atomic.save_torch(state, tmp_path / "b.pt")
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["w"], state["w"])
+
+
+def test_a_ctrl_c_after_the_last_output_says_so_and_exits_130(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import atexit, os, signal\nfrom nnstudies import cli\n"
+            "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\ncli.run(lambda: 0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.startswith("interrupted: after the stage had finished")
+    assert "Traceback" not in proc.stderr

@@ -3,12 +3,15 @@ Dask scheduler with two worker processes on 127.0.0.1; the DVC stages in a repo 
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -263,6 +266,63 @@ def test_unreachable_scheduler_is_one_line_before_any_work(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and "point" not in proc.stdout
     assert not (work / "plots").exists() and not (work / "metrics").exists()
     assert time.monotonic() - started < cluster.CONNECT_TIMEOUT + 30
+
+
+@contextlib.contextmanager
+def _not_dask(kind: str):
+    """A server on 127.0.0.1 that accepts TCP but is not Dask: silent (holds every connection,
+    says nothing) or a plain HTTP server."""
+    if kind == "http":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        yield f"tcp://127.0.0.1:{server.server_address[1]}"
+        server.shutdown()
+        server.server_close()
+        return
+    held = []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        sock.settimeout(0.2)
+
+        def accept():
+            with contextlib.suppress(OSError):  # closed when the test ends
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        held.append(sock.accept()[0])
+
+        threading.Thread(target=accept, daemon=True).start()
+        yield f"tcp://127.0.0.1:{sock.getsockname()[1]}"
+    for conn in held:
+        conn.close()
+
+
+@pytest.mark.parametrize("kind", ["silent", "http"])
+def test_a_scheduler_address_that_is_not_dask_fails_in_bounded_time_in_one_line(kind, scheduler,
+                                                                                monkeypatch):
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1.0)
+    cluster._handshake(scheduler)  # the control: a real scheduler passes the probe
+    raised = []
+
+    def attempt():  # in a thread: a hang (the bug) fails the test instead of hanging it
+        try:
+            with cluster.connect(address):
+                pass
+        except cluster.SweepError as err:
+            raised.append(err)
+
+    with _not_dask(kind) as address:
+        worker = threading.Thread(target=attempt, daemon=True)
+        worker.start()
+        worker.join(2 * cluster.CONNECT_TIMEOUT + 3)
+        assert not worker.is_alive(), f"connecting to {address} hangs"
+    message = str(raised[0])
+    assert message.startswith(f"params.yaml: sweep.scheduler = {address!r}: no Dask scheduler "
+                              "answers there (a server ")
+    assert message.endswith("set sweep.scheduler: local") and "\n" not in message
+    if kind == "silent":
+        assert "accepts connections there but sent no Dask handshake within 2 s" in message
 
 
 def _stage_dir(tmp_path: Path, scheduler: str, **dotted) -> Path:

@@ -11,7 +11,7 @@ def _profile(args) -> int:
     from nnstudies import profiles
 
     profiles.apply(args.name, args.params)
-    print(f"params.yaml now uses the '{args.name}' profile")
+    print(f"{args.params} now uses the '{args.name}' profile")
     return 0
 
 
@@ -19,7 +19,7 @@ def _gate(args) -> int:
     from nnstudies import gates, params
 
     profile = args.profile or params.load(["profile"], args.params)["profile"]
-    return gates.run(args.gates, profile, base=args.base, max_drop=args.max_drop)
+    return gates.run(args.gates, profile, base=args.base)
 
 
 def _compare(args) -> int:
@@ -33,7 +33,7 @@ def _compare(args) -> int:
 def _flush(args) -> int:
     from nnstudies import tracking
 
-    return tracking.main(["flush"])
+    return tracking.main(["flush", *(["--drop"] if args.drop else [])])
 
 
 def _restore(args) -> int:
@@ -71,9 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="profile of gates.yaml (default: params.yaml's `profile`)")
     p.add_argument("--gates", default="gates.yaml")
     p.add_argument("--params", default="params.yaml")
-    p.add_argument("--base", metavar="REV", help="also compare with REV (dvc metrics diff)")
-    p.add_argument("--max-drop", type=float, default=0.0, metavar="X",
-                   help="with --base: how much worse a gated metric may get (default 0)")
+    p.add_argument("--base", metavar="REV", help="also compare every metric with REV's (dvc metrics "
+                   "diff): each may move by its kind's tolerance in gates.yaml, either way")
     p.set_defaults(func=_gate)
 
     p = sub.add_parser("compare", help="Markdown table of the latest MLflow run per stage")
@@ -83,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("flush", help="send the runs waiting in the outbox to MLflow, and wait")
+    p.add_argument("--drop", action="store_true",
+                   help="delete each run that cannot be sent now (e.g. recorded for a dead or "
+                        "mistyped MLFLOW_TRACKING_URI), naming it")
     p.set_defaults(func=_flush)
 
     p = sub.add_parser("restore", help="put a failed stage's last committed outputs back")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -24,6 +25,10 @@ def run(main: Callable[[], int | None], removes_outputs: bool = True) -> None:
     after = f"; {restore.hint(stage)}" if stage else ""
     try:
         code = main()
+        # Every output is written whole and the run recorded.  A Ctrl-C from here to the exit
+        # (DVC passes it to the whole process group; Python's teardown can take a while)
+        # would otherwise end the process by the signal ("exited with -2") with no word.
+        signal.signal(signal.SIGINT, _interrupted_at_exit)
     except UserError as exc:
         print(f"error: {exc}{after}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
@@ -44,10 +49,8 @@ def interrupted_outputs() -> str:
             "half-written; DVC records nothing for an interrupted stage: rerun it")
 
 
-def torch_threads() -> None:
-    """Respect OMP_NUM_THREADS so parallel queue workers do not oversubscribe the cores."""
-    import torch
-
-    n = os.environ.get("OMP_NUM_THREADS")
-    if n and n.isdigit() and int(n) > 0:
-        torch.set_num_threads(int(n))
+def _interrupted_at_exit(signum, frame) -> None:
+    print("interrupted: after the stage had finished (every output written whole, its MLflow "
+          "run recorded); DVC records nothing for an interrupted stage: rerun it", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)

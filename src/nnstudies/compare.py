@@ -13,6 +13,7 @@ and prints its links (``save_views``, ``VIEWS``).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import json
@@ -40,13 +41,32 @@ def _require_store(uri: str) -> None:
     if path is not None and not path.exists():
         raise UserError(f"no MLflow database at {path}: run the pipeline (`dvc repro`) first, "
                         "or set MLFLOW_TRACKING_URI")
+    problem = tracking.store_problem(uri, write=False) if path is not None else None
+    if problem:  # junk or a foreign database: mlflow would answer with a long traceback
+        raise UserError(f"{problem}: move it aside (the pipeline's next run starts a new one), or "
+                        "set MLFLOW_TRACKING_URI")
+
+
+@contextlib.contextmanager
+def _reading(uri: str):
+    """A store that passed the checks above can still fail when read (a sqlite file damaged
+    inside, a server that breaks mid-way): one line, whatever mlflow, sqlalchemy or the
+    network raised."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure of the store is the store's
+        raise UserError(f"MLflow store {uri} could not be read ({tracking._one_line(err)}); "
+                        "repair or move it aside, or set MLFLOW_TRACKING_URI") from None
 
 
 def flush_outbox(root: Path | None = None) -> None:
     """Readers must see every finished stage: send the runs waiting in the outbox first.
     Runs that cannot be sent stay there; each is one warning line."""
     for record_id, why in tracking.flush(root).failed:
-        print(f"warning: MLflow run {record_id} not sent yet: {why}", file=sys.stderr)
+        print(f"warning: MLflow run {record_id} not sent yet: {why}; {tracking.DROP_HINT}",
+              file=sys.stderr)
 
 
 def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: str | None = None):
@@ -60,13 +80,14 @@ def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: st
     _require_store(uri)
     import mlflow
 
-    client = tracking._client(uri)  # telemetry off, one retry: a server that dies costs seconds
-    experiments = [e for e in client.search_experiments()
-                   if e.name != tracking.REPORT_EXPERIMENT]
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs([e.experiment_id for e in experiments],
-                              filter_string="tags.`dvc.stage` LIKE '%'",
-                              order_by=["attributes.start_time DESC"]) if experiments else None
+    with _reading(uri):
+        client = tracking._client(uri)  # telemetry off, one retry: a dying server costs seconds
+        experiments = [e for e in client.search_experiments()
+                       if e.name != tracking.REPORT_EXPERIMENT]
+        mlflow.set_tracking_uri(uri)
+        runs = mlflow.search_runs([e.experiment_id for e in experiments],
+                                  filter_string="tags.`dvc.stage` LIKE '%'",
+                                  order_by=["attributes.start_time DESC"]) if experiments else None
     if runs is None or runs.empty or "tags.dvc.stage" not in runs:
         return None
     names = {e.experiment_id: e.name for e in experiments}
@@ -204,10 +225,10 @@ def view_state(view: View, runs) -> dict:
 def save_views(uri: str, root: Path) -> dict[str, str]:
     """Bring the store up to date (tracking.migrate_store) and save each study's view in its
     experiment; returns {experiment name: id} of the project's experiments in the store."""
-    client = tracking._client(uri)
     now = int(time.time() * 1000)
     ids = {}
-    with tracking._store_lock(uri, root):
+    with _reading(uri), tracking._store_lock(uri, root):
+        client = tracking._client(uri)
         tracking.migrate_store(client)
         for experiment in tracking._retry(client.search_experiments):
             name = experiment.name

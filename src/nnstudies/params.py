@@ -21,7 +21,11 @@ from nnstudies.errors import UserError
 
 
 class ParamError(UserError):
-    """A params.yaml value that the schema does not allow."""
+    """A params.yaml value that the schema does not allow; ``key``: its dotted key, if one."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 # ---------------------------------------------------------------------------
@@ -152,6 +156,10 @@ _SEQ_TASK = {"model": Choice(("srn", "lstm")), "hid": Int(1, 64), "epochs": Int(
 _RATE = Float(0.0, 1.0)
 # A sweep: sizes (deduplicated, in order) x seeds 0..seeds-1, one run per point.
 _HIDS = List(Int(1, 64))
+# torch/numba threads of a training stage: part of what decides the last bits of its results
+# (a reduction split over more threads adds in another order), so a param, never the
+# environment's OMP_NUM_THREADS.  256 caps a typo (100,000 threads segfaulted a stage).
+_THREADS = Int(1, 256)
 _SWEEP_SEQ_TASK = {"hids": _HIDS, "epochs": Int(1, 10**7)}
 
 SCHEMA: dict = {
@@ -168,6 +176,7 @@ SCHEMA: dict = {
             "shuffle": Bool(),
             "device": Choice(("auto", "cpu", "cuda")),
             "log_interval": Int(1),
+            "threads": _THREADS,
         },
         # Per net: its optimiser and its layer sizes.
         "lin": dict(_SGD),
@@ -186,6 +195,7 @@ SCHEMA: dict = {
             "restarts": Int(1, 4096),
             "seed": Int(0),
             "log_every": Int(1),
+            "threads": _THREADS,
         },
         "hand": {
             "in_weight": List(List(Float(), length=2), length=4),
@@ -218,6 +228,7 @@ SCHEMA: dict = {
             "checkpoint_every": Int(1),
             "kernel": Choice(("compiled", "fused", "loop")),
             "resume": Bool(),
+            "threads": _THREADS,
         },
         "reber": dict(_SEQ_TASK, success={"error": _RATE, "separation": _RATE}),
         "anbn": dict(_SEQ_TASK, success={"error": _RATE}),
@@ -249,8 +260,12 @@ SCHEMA: dict = {
 def read(path: str | Path = "params.yaml") -> dict:
     """Parse params.yaml as DVC does (YAML 1.2); a missing or malformed file is one line."""
     data = yamlfile.read(path, ParamError)
+    if data is None:  # YAML reads an empty file, or one of comments only, as null
+        raise ParamError(f"{path}: holds no keys (empty, or only comments); it must map "
+                         f"{', '.join(SCHEMA)} to values")
     if not isinstance(data, dict):
-        raise ParamError(f"{path}: must be a mapping of keys to values, got {type(data).__name__}")
+        raise ParamError(f"{path}: must map keys ({', '.join(SCHEMA)}) to values, "
+                         f"but holds {yamlfile.kind(data)}")
     return data
 
 
@@ -260,10 +275,15 @@ def load(keys: Iterable[str], path: str | Path = "params.yaml") -> dict:
     ``load(["kmnist.train", "kmnist.lin"])`` returns ``{"kmnist": {"train": {...}, "lin": {...}}}``
     with every value checked against :data:`SCHEMA`.
     """
-    data = read(path)
+    return check(read(path), keys, path)
+
+
+def check(data: dict, keys: Iterable[str], path: str | Path = "params.yaml") -> dict:
+    """:func:`load` of params already read (a mapping); ``path`` names them in messages."""
     for name in data:
         if name not in SCHEMA:
-            raise ParamError(f"{path}: unknown key '{name}' (allowed: {', '.join(SCHEMA)})")
+            raise ParamError(f"{path}: unknown key {yamlfile.show(name)} (allowed: "
+                             f"{', '.join(SCHEMA)})", str(name))
     out: dict = {}
     for dotted in keys:
         spec, value = SCHEMA, data
@@ -272,7 +292,8 @@ def load(keys: Iterable[str], path: str | Path = "params.yaml") -> dict:
             if not isinstance(spec, dict) or part not in spec:
                 raise KeyError(f"{dotted} is not in the params schema")  # a programming error
             if not isinstance(value, dict) or part not in value:
-                raise ParamError(f"{path}: missing key '{'.'.join(parts[:depth + 1])}'")
+                missing = ".".join(parts[:depth + 1])
+                raise ParamError(f"{path}: missing key '{missing}'", missing)
             spec, value = spec[part], value[part]
         node = out
         for part in parts[:-1]:
@@ -285,17 +306,19 @@ def validate(spec, value, key: str, path: str | Path = "params.yaml"):
     """Check ``value`` against ``spec``; return it (floats normalised) or raise ParamError."""
     if isinstance(spec, dict):
         if not isinstance(value, dict):
-            raise ParamError(f"{path}: {key} = {value!r}: must be a group of keys ({', '.join(spec)})")
+            raise ParamError(f"{path}: {key} = {yamlfile.show(value)}: must be a group of keys "
+                             f"({', '.join(spec)})", key)
         unknown = [k for k in value if k not in spec]
         if unknown:
-            raise ParamError(f"{path}: unknown key '{key}.{unknown[0]}' (allowed: {', '.join(spec)})")
+            raise ParamError(f"{path}: unknown key '{key}.{unknown[0]}' (allowed: {', '.join(spec)})",
+                             f"{key}.{unknown[0]}")
         missing = [k for k in spec if k not in value]
         if missing:
-            raise ParamError(f"{path}: missing key '{key}.{missing[0]}'")
+            raise ParamError(f"{path}: missing key '{key}.{missing[0]}'", f"{key}.{missing[0]}")
         return {k: validate(spec[k], value[k], f"{key}.{k}", path) for k in spec}
     checked = spec.check(value)
     if checked is None:
-        raise ParamError(f"{path}: {key} = {value!r}: must be {spec.allowed()}")
+        raise ParamError(f"{path}: {key} = {yamlfile.show(value)}: must be {spec.allowed()}", key)
     return checked
 
 
@@ -309,3 +332,10 @@ def flatten(tree: dict, prefix: str = "") -> dict:
         else:
             flat[name] = value
     return flat
+
+
+def lookup(tree: dict, dotted: str):
+    """``lookup(p, "kmnist.train.threads")``: one value of loaded params by its dotted key."""
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree

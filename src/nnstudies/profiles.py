@@ -8,10 +8,18 @@ knows which bounds of gates.yaml apply.  The result is validated before it is wr
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
-from nnstudies import atomic, params
+from nnstudies import atomic, params, yamlfile
 from nnstudies.errors import UserError
+
+# A plain file name, never a path: `../params` would read (and could write) outside profiles/.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def available(profiles_dir: str | Path = "profiles") -> list[str]:
+    return sorted(p.stem for p in Path(profiles_dir).glob("*.yaml") if NAME.fullmatch(p.stem))
 
 
 def _merge(base, overrides, where: str):
@@ -28,26 +36,30 @@ def apply(name: str, params_path: str | Path = "params.yaml", profiles_dir: str 
     from ruamel.yaml import YAML
 
     profile_path = Path(profiles_dir) / f"{name}.yaml"
-    if not profile_path.exists():
-        known = sorted(p.stem for p in Path(profiles_dir).glob("*.yaml"))
-        raise UserError(f"profile '{name}': no {profile_path} (known: {', '.join(known) or 'none'})")
+    if not NAME.fullmatch(name) or not profile_path.is_file():
+        what = "no such profile" if NAME.fullmatch(name) else "not a profile name"
+        raise UserError(f"profile {yamlfile.show(name)}: {what} (available in {profiles_dir}/: "
+                        f"{', '.join(available(profiles_dir)) or 'none'})")
+    params.read(params_path)  # a missing, empty or invalid params.yaml: one line
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096  # never fold a line of params.yaml
-    doc = yaml.load(Path(params_path).read_text())
-    overrides = yaml.load(profile_path.read_text()) or {}
+    doc = yamlfile.read(params_path, params.ParamError, yaml)  # the same file, comments kept
+    overrides = yamlfile.read(profile_path, UserError, yaml)
+    if overrides is None:  # empty, or only comments: the profile changes only `profile`
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise UserError(f"{profile_path}: must map params.yaml keys to values, but holds "
+                        f"{yamlfile.kind(overrides)}")
     _merge(doc, overrides, str(profile_path))
     doc["profile"] = name
     buffer = io.StringIO()
     yaml.dump(doc, buffer)
     text = buffer.getvalue()
     # Validate the merged file as a whole before replacing params.yaml.
-    tmp = Path(params_path).with_name(".params.profile-check.yaml")
-    tmp.write_text(text)
+    params.check(yamlfile.parse(text, params_path), list(params.SCHEMA),
+                 f"{params_path} + {profile_path}")
     try:
-        params.load(list(params.SCHEMA), tmp)
-    except params.ParamError as exc:
-        raise UserError(str(exc).replace(str(tmp), f"{params_path} + {profile_path}")) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    atomic.write_text(params_path, text)
+        atomic.write_text(params_path, text)
+    except OSError as exc:
+        raise UserError(f"{params_path}: cannot write it ({exc.strerror}); it is unchanged") from None

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnstudies import atomic, cli, layout, params, tracking
+from nnstudies import atomic, cli, cpu, layout, params, tracking
+from nnstudies.errors import UserError
 from nnstudies.outputs import Outputs, Table
 from nnstudies.progress import Progress
 
@@ -58,7 +58,7 @@ Produce = Callable[[dict, Context], Outputs]
 
 
 def main(name: str, study: str, groups: Sequence[str], produce: Produce, *,
-         items: Sequence[str] | None = None, threads: int | None = None) -> None:
+         items: Sequence[str] | None = None, threads: int | str = 1) -> None:
     """The entry point of ``stages/<name>.py``: ``python stages/<name>.py [ITEM]``."""
     parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__)
     if items is not None:
@@ -69,16 +69,19 @@ def main(name: str, study: str, groups: Sequence[str], produce: Produce, *,
 
 
 def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
-        root: str | Path = ".", threads: int | None = None) -> Outputs:
+        root: str | Path = ".", threads: int | str = 1) -> Outputs:
     """Run one stage in process: load and check params, produce, write, track.
 
-    ``threads``: torch (and numba) threads; None honours OMP_NUM_THREADS.
+    ``threads``: torch (and numba) threads, a number or the dotted params key that holds it
+    (e.g. ``kmnist.train.threads``).  Never OMP_NUM_THREADS: the thread count changes the
+    order of a reduction's additions, so it is a param like any other that shapes results.
     """
     root = Path(root)
     item = stage.partition("@")[2] or None
     p = params.load([g.format(item=item) for g in groups], root / "params.yaml")
-    _set_threads(threads)
+    cpu.set_threads(params.lookup(p, threads) if isinstance(threads, str) else threads)
     with tracking.start(study, stage, p) as tracked:
+        tracked.set_tags(cpu.host())
         ctx = Context(stage, item, root, tracked if tracked.enabled else None)
         out = produce(p, ctx)
         written = write(stage, out, root)
@@ -93,41 +96,55 @@ def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
 
 def write(stage: str, out: Outputs, root: Path) -> list[Path]:
     """Write every output of ``out`` where the layout puts it; return the files written (all
-    but the models)."""
-    folder, logs = root / layout.plots(stage), root / layout.logs(stage)
-    files = out.files.items() if isinstance(out.files, dict) else out.files
-    written: list[Path] = []
-    # The plots and logs folders are the stage's alone: emptied first, so that nothing of a
-    # previous run with other params (a figure of another width, say) lingers beside the new.
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.rmtree(logs, ignore_errors=True)
-    for name, value in files:
-        # A course log (*.log) is for people: in logs/, DVC-cached; plots/ holds only what
-        # `dvc plots` can draw (CSV, images).
-        path = (logs if name.endswith(".log") else folder) / name
-        _write_file(path, value() if callable(value) else value)
-        written.append(path)
-    for rel, obj in out.models.items():
+    but the models).
+
+    All of them are prepared under temp names first (figures drawn, models serialised) and
+    put in place together only when every one is ready: a figure that raises, a read-only
+    folder or a full disk leaves the previous outputs as they were, none replaced.
+    """
+    for rel in out.models:
         _check_owned(stage, rel)
-        atomic.save_torch(obj, root / rel)
-    results = {**out.results, "environment": environment()}
-    atomic.write_json(root / layout.results(stage), _plain(results))
-    atomic.write_json(root / layout.metrics(stage), _plain(out.metrics))
+    files = out.files.items() if isinstance(out.files, dict) else out.files
+    try:
+        with atomic.Transaction() as batch:
+            # The plots and logs folders are the stage's alone and are replaced whole, so that
+            # nothing of a previous run with other params (a figure of another width) lingers.
+            folder, logs = batch.folder(root / layout.plots(stage)), batch.folder(root / layout.logs(stage))
+            written = []
+            for name, value in files:
+                # A course log (*.log) is for people: in logs/, DVC-cached; plots/ holds only
+                # what `dvc plots` can draw (CSV, images).
+                place = logs if name.endswith(".log") else folder
+                _write_file(place / name, value() if callable(value) else value)
+                written.append(root / (layout.logs(stage) if place is logs else layout.plots(stage)) / name)
+            for rel, obj in out.models.items():
+                batch.file(root / rel).write_bytes(atomic.torch_bytes(obj))
+            results = {**out.results, "environment": environment()}
+            for path, data in ((layout.results(stage), results), (layout.metrics(stage), out.metrics)):
+                batch.file(root / path).write_text(atomic.json_text(_plain(data)))
+            batch.commit()
+    except OSError as exc:
+        where = exc.filename or ""
+        raise UserError(f"{stage}: cannot write its outputs ({exc.strerror or exc}: {where}); "
+                        "none was replaced, the previous ones are as they were") from None
     return written + [root / layout.results(stage), root / layout.metrics(stage)]
 
 
 def _write_file(path: Path, value) -> None:
+    """Write one file inside a folder that is not yet in place (so no temp name of its own)."""
     if isinstance(value, str):
-        atomic.write_text(path, value)
+        path.write_text(value)
     elif isinstance(value, Table):
-        atomic.write_csv(path, value.header, value.rows)
+        atomic.csv_file(path, value.header, value.rows)
     elif type(value).__module__.startswith("pandas"):
-        with atomic.atomic_path(path) as tmp:
-            value.to_csv(tmp, index=False, lineterminator="\n")
+        value.to_csv(path, index=False, lineterminator="\n")
     elif hasattr(value, "savefig"):
+        import matplotlib.pyplot as plt
+
         # No matplotlib version in a PNG's bytes: the same run gives the same file anywhere.
-        atomic.save_figure(value, path, **({"metadata": {"Software": None}}
-                                           if path.suffix == ".png" else {}))
+        value.savefig(path, format=path.suffix.lstrip("."),
+                      **({"metadata": {"Software": None}} if path.suffix == ".png" else {}))
+        plt.close(value)
     else:
         raise TypeError(f"{path}: cannot write a {type(value).__name__}")
 
@@ -164,26 +181,14 @@ def _plain(value):
 
 
 def environment() -> dict:
-    """What shaped the numbers' last digits: library versions and thread counts."""
+    """What shaped the numbers' last digits: library versions and the CPU path (no host name:
+    two machines on one path write the same bytes)."""
     import platform
 
-    env = {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()}
+    env = {"python": platform.python_version()}
     for lib in ("numpy", "torch", "numba"):
         module = sys.modules.get(lib)
         if module is not None:
             env[lib] = module.__version__
-    if "torch" in sys.modules:
-        env["threads"] = sys.modules["torch"].get_num_threads()
+    env["cpu_path"] = cpu.path()
     return env
-
-
-def _set_threads(threads: int | None) -> None:
-    # numba first: starting its thread pool resets torch's thread count (measured), so torch's
-    # is set last.
-    if threads is not None and "numba" in sys.modules:
-        sys.modules["numba"].set_num_threads(threads)
-    if "torch" in sys.modules:
-        if threads is None:
-            cli.torch_threads()
-        else:
-            sys.modules["torch"].set_num_threads(threads)

@@ -20,7 +20,11 @@ the store's URI and copies of its artifact files) atomically into
 holds the store's lock, sends every pending record in order and deletes each only after it
 landed; a record that fails stays for the next flush.  Each MLflow run is tagged with its
 record id, so a record resent after a sender died half-way lands exactly once.  Readers
-(``nnstudies compare``, ``nnstudies ui``, ``nnstudies flush``) call ``flush`` first.
+(``nnstudies compare``, ``nnstudies ui``, ``nnstudies flush``) call ``flush`` first.  A record
+is a file anyone who can write the repo can edit: a sender uploads only the artifact copies
+inside the record's own folder and sends only to a store the user names (``refused_store``).
+``nnstudies flush --drop`` deletes the records that still cannot be sent (a dead or mistyped
+server), naming each.
 
 ``tracking.required: true`` (or ``NNSTUDIES_TRACKING_SYNC=1``) sends synchronously at the end
 instead; required also checks the store up front, and a failure then fails the stage.
@@ -42,7 +46,8 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from nnstudies import gitrepo
 from nnstudies.errors import UserError
@@ -167,19 +172,17 @@ def _store_lock(uri: str, root: Path):
 
 # -- checking a store without mlflow ----------------------------------------------------
 
-def store_problem(uri: str) -> str | None:
-    """Why the store cannot take a run now, or None.  Servers answer /health; a sqlite file
-    must be an MLflow store (or empty, or creatable); other stores are asked through mlflow."""
-    if uri.startswith(("http://", "https://")):
-        import urllib.request
+PROBE_TIMEOUT = 5  # seconds a server has to answer one probe: a dead one costs seconds
 
-        try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
-        except OSError as err:
-            return f"MLflow tracking server {uri} is not reachable ({err})"
-        return None
+
+def store_problem(uri: str, write: bool = True) -> str | None:
+    """Why the store cannot take a run now (or, ``write=False``, be read), or None.  Servers
+    must answer /health and MLflow's REST API; a sqlite file must be an MLflow store (or empty,
+    or creatable); other stores are asked through mlflow."""
+    if uri.startswith(("http://", "https://")):
+        return _server_problem(uri)
     if sqlite_path(uri):
-        return _sqlite_problem(sqlite_path(uri))
+        return _sqlite_problem(sqlite_path(uri), write)
     try:
         _client(uri).search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001 - whatever the store says, it is not usable
@@ -187,7 +190,35 @@ def store_problem(uri: str) -> str | None:
     return None
 
 
-def _sqlite_problem(path: Path) -> str | None:
+def _server_problem(uri: str) -> str | None:
+    """/health alone is not enough: any web server (or a proxy in front of a dead MLflow) may
+    answer it, and mlflow's client then retries each call for many seconds before a
+    traceback.  So ask one cheap API call too: it must answer JSON within the probe's time.
+    401/403 is an MLflow behind authentication, which the client's credentials handle."""
+    import urllib.error
+    import urllib.request
+
+    base = uri.rstrip("/")
+    try:
+        urllib.request.urlopen(base + "/health", timeout=PROBE_TIMEOUT).read()
+    except (OSError, ValueError) as err:
+        return f"MLflow tracking server {uri} is not reachable ({err})"
+    api = "/api/2.0/mlflow/experiments/search?max_results=1"
+    try:
+        with urllib.request.urlopen(base + api, timeout=PROBE_TIMEOUT) as answer:
+            json.loads(answer.read(1 << 20))
+        return None
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            return None
+        why = f"HTTP {err.code} {err.reason}"
+    except (OSError, ValueError) as err:  # no answer in time, closed, or not JSON
+        why = _one_line(err) if not isinstance(err, ValueError) else "the answer is not JSON"
+    return (f"{uri} answers /health but not MLflow's REST API (GET {api.split('?')[0]}: {why}): "
+            "it is not an MLflow tracking server, or not a working one")
+
+
+def _sqlite_problem(path: Path, write: bool = True) -> str | None:
     import sqlite3
 
     where = f"MLflow store {path}"
@@ -199,10 +230,10 @@ def _sqlite_problem(path: Path) -> str | None:
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.Error as err:
-        return f"{where} is not usable: not a sqlite database ({err})"
+        return f"{where} is not usable: not a sqlite database, or a damaged one ({err})"
     if tables and "experiments" not in tables:
         return f"{where} is not usable: a sqlite database, but not an MLflow store"
-    if not os.access(path, os.W_OK):
+    if write and not os.access(path, os.W_OK):
         return f"{where} is not usable: the file is read-only"
     return None
 
@@ -387,13 +418,16 @@ def pending(root: Path) -> list[Path]:
     return sorted(records)
 
 
+DROP_HINT = "`nnstudies flush --drop` deletes the ones that still cannot be sent, naming each"
+
+
 def _warn_if_stuck(root: Path) -> None:
     """Senders run unseen: say so in the stage's output when earlier runs could not be sent."""
     stuck = [p for p in pending(root) if (p / "error.txt").exists()]
     if stuck:
         print(f"warning: {len(stuck)} MLflow run(s) wait in {outbox(root)} (last error: "
               f"{(stuck[-1] / 'error.txt').read_text().strip()}); they are retried after each "
-              "stage and by `nnstudies flush`", file=sys.stderr)
+              f"stage and by `nnstudies flush`; {DROP_HINT}", file=sys.stderr)
 
 
 def _start_sender(root: Path) -> None:
@@ -416,36 +450,93 @@ def _start_sender(root: Path) -> None:
 class Flushed:
     landed: list[tuple[str, str]] = field(default_factory=list)  # (record id, run id or "")
     failed: list[tuple[str, str]] = field(default_factory=list)  # (record id, one-line error)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (record id, why not sent)
 
     def lines(self) -> list[str]:
-        return [f"not sent: {rid}: {why}" for rid, why in self.failed] + [
-            f"{len(self.landed)} run(s) landed in MLflow, {len(self.failed)} failed (kept in the outbox)"]
+        return ([f"not sent: {rid}: {why}" for rid, why in self.failed]
+                + [f"dropped: {rid} (not sent: {why})" for rid, why in self.dropped]
+                + [f"{len(self.landed)} run(s) landed in MLflow, {len(self.failed)} failed (kept "
+                   "in the outbox)" + (f", {len(self.dropped)} dropped" if self.dropped else "")])
 
 
-def flush(root: str | Path | None = None) -> Flushed:
+class RecordError(Exception):
+    """A record that must not be sent as it is (edited, or from elsewhere)."""
+
+
+def flush(root: str | Path | None = None, drop: bool = False) -> Flushed:
     """Send every pending record of ``root``'s outbox, oldest first, each to the store it was
-    recorded for; waits for a sender that is already at work (it holds the store's lock)."""
+    recorded for (if allowed: ``refused_store``); waits for a sender that is already at work
+    (it holds the store's lock).  ``drop``: delete each record that could not be sent."""
     root = Path(root).resolve() if root else repo_root()
     done = Flushed()
     by_uri: dict[str, list[str]] = {}
     for path in pending(root):
         try:
-            by_uri.setdefault(json.loads((path / "record.json").read_text())["uri"], []).append(path.name)
-        except (OSError, ValueError, KeyError) as err:
-            done.failed.append((path.name, f"unreadable record ({_one_line(err)})"))
+            uri = json.loads((path / "record.json").read_text())["uri"]
+            if not isinstance(uri, str):
+                raise ValueError(f"its uri is {type(uri).__name__}, not text")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            _failed(done, path, f"unreadable record ({_one_line(err)})", drop)
+            continue
+        refused = refused_store(uri, root)
+        if refused:  # checked before the lock too: a sqlite lock file is made beside the store
+            _failed(done, path, refused, drop)
+        else:
+            by_uri.setdefault(uri, []).append(path.name)
     for uri, names in by_uri.items():
         with _store_lock(uri, root):
             mine = [n for n in names if (outbox(root) / n).is_dir()]
             done.landed += [(n, "") for n in names if n not in mine]  # by a sender we waited for
-            _flush_store(uri, mine, root, done)
+            _flush_store(uri, mine, root, done, drop)
     return done
 
 
-def _flush_store(uri: str, names: list[str], root: Path, done: Flushed) -> None:
+def refused_store(uri: str, root: Path) -> str | None:
+    """Why a record may not go to the store it names, or None.  A record is a file anyone who
+    can write the repo can edit, and its params, metrics and artifacts go where its ``uri``
+    says.  Allowed: this repo's own store (sqlite:///<root>/mlflow.db), the store that
+    MLFLOW_TRACKING_URI names now, and, while that is unset, an http(s) tracking server (so a
+    run recorded while its server was down lands later from a shell without the variable).
+    Never another sqlite file (a path anywhere on this machine, created if missing) nor any
+    other scheme (file:, databases, plugins) that the user does not name now."""
+    current = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri in (f"sqlite:///{root / 'mlflow.db'}", current):
+        return None
+    if current:
+        return (f"recorded for the MLflow store {uri}, but MLFLOW_TRACKING_URI is now {current}: "
+                f"set MLFLOW_TRACKING_URI={uri} to send it there")
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts and parts.scheme in ("http", "https") and parts.hostname and not (
+            parts.username or parts.password or parts.query or parts.fragment):
+        return None
+    return (f"recorded for the MLflow store {uri!r}, which is neither this repo's mlflow.db nor "
+            "an http(s) tracking server (host[:port][/path], no user, query or fragment): "
+            "refused, set MLFLOW_TRACKING_URI to it to send it there")
+
+
+def _failed(done: Flushed, path: Path, why: str, drop: bool) -> None:
+    """A record not sent: dropped (``flush --drop``), or kept with its error, which the next
+    stage shows (_warn_if_stuck)."""
+    if drop:
+        gone = path.with_name(".sent-" + path.name)  # swept by pending() if we die here
+        os.rename(path, gone)
+        shutil.rmtree(gone, ignore_errors=True)
+        done.dropped.append((path.name, why))
+        return
+    done.failed.append((path.name, why))
+    with contextlib.suppress(OSError):
+        (path / "error.txt").write_text(why + "\n")
+
+
+def _flush_store(uri: str, names: list[str], root: Path, done: Flushed, drop: bool) -> None:
     if not names:
         return
-    # A server that is down would cost every record its retries: ask once.
-    problem = store_problem(uri) if uri.startswith(("http://", "https://")) else None
+    # A store that is down or broken would cost every record its retries: ask once.
+    problem = store_problem(uri) if uri.startswith(("http://", "https://", "sqlite:///")) else None
     client = None
     for name in names:
         path = outbox(root) / name
@@ -455,9 +546,7 @@ def _flush_store(uri: str, names: list[str], root: Path, done: Flushed) -> None:
             client = client or _open_store(uri)
             done.landed.append((name, _send_record(client, path, root)))
         except Exception as err:  # noqa: BLE001 - kept for the next flush, whatever went wrong
-            done.failed.append((name, _one_line(err)))
-            with contextlib.suppress(OSError):  # shown by the next stage (_warn_if_stuck)
-                (path / "error.txt").write_text(_one_line(err) + "\n")
+            _failed(done, path, _one_line(err), drop)
             continue
         sent = path.with_name(".sent-" + name)
         os.rename(path, sent)  # atomic: a record is either pending or gone
@@ -533,6 +622,7 @@ def _send_record(client, path: Path, root: Path) -> str:
     from mlflow.entities import Metric, Param
 
     rec = json.loads((path / "record.json").read_text())
+    artifacts = _artifacts(rec, path)  # before anything is sent: all or nothing
     experiment_id = _experiment_id(client, rec["experiment"], rec["uri"], root)
     for run in _retry(client.search_runs, [experiment_id],
                                                  f"tags.`{RECORD_TAG}` = '{rec['id']}'"):
@@ -551,13 +641,35 @@ def _send_record(client, path: Path, root: Path) -> str:
         _retry(client.log_batch, run_id, params=params[i:i + 100])
     for i in range(0, len(metrics), 1000):
         _retry(client.log_batch, run_id, metrics=metrics[i:i + 1000])
-    for copy, subdir in rec["artifacts"]:
-        client.log_artifact(run_id, str(path / copy), subdir)
+    for copy, subdir in artifacts:
+        client.log_artifact(run_id, str(copy), subdir)
     for i, child in enumerate(rec.get("children", [])):
         _send_child(client, experiment_id, run_id, rec, i, child)
     with contextlib.redirect_stdout(io.StringIO()):  # not our output: a server's run links
         _retry(client.set_terminated, run_id, rec["status"], end_time=rec["end_ms"])
     return run_id
+
+
+def _artifacts(rec: dict, path: Path) -> list[tuple[Path, str | None]]:
+    """The record's artifact files and their folders in the run, checked.  A stage copies each
+    artifact into its record's own folder (Run._write_record), so a file that resolves (after
+    symlinks) anywhere else -- `../` segments, an absolute path, a link, a record folder that
+    is itself a link -- is an edited record that would upload any readable file: refused.
+    The folder in the run must stay inside the run's artifacts (relative, no `..`)."""
+    home = path.parent.resolve() / path.name  # not path.resolve(): a linked record is refused
+    checked = []
+    for entry in rec["artifacts"]:
+        copy, subdir = entry if isinstance(entry, list) and len(entry) == 2 else (entry, None)
+        where = (path / copy).resolve() if isinstance(copy, str) else None
+        if where is None or not where.is_relative_to(home) or not where.is_file():
+            raise RecordError(f"artifact {copy!r} is not a file inside the record's folder {home}: "
+                              "refused (a record sends only the copies its stage made there)")
+        folder = PurePosixPath(subdir) if isinstance(subdir, str) else None
+        if subdir is not None and (folder is None or folder.is_absolute() or ".." in folder.parts):
+            raise RecordError(f"artifact folder {subdir!r} of {copy!r} is not a relative path "
+                              "inside the run (no `..`): refused")
+        checked.append((where, subdir))
+    return checked
 
 
 def _send_child(client, experiment_id: str, parent_id: str, rec: dict, i: int, child: dict) -> None:
@@ -590,8 +702,11 @@ def main(argv=None) -> int:
     parser.add_argument("--root", help="repository root (default: DVC_ROOT or the cwd's repo)")
     parser.add_argument("--log", action="store_true",
                         help="as a background sender: time-stamped lines, silent when idle")
+    parser.add_argument("--drop", action="store_true",
+                        help="delete each run that cannot be sent now (e.g. recorded for a dead or "
+                             "mistyped MLFLOW_TRACKING_URI), naming it")
     args = parser.parse_args(argv)
-    done = flush(args.root)
+    done = flush(args.root, drop=args.drop)
     if args.log:
         if done.landed or done.failed:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -600,6 +715,9 @@ def main(argv=None) -> int:
                             + done.lines()), flush=True)
     else:
         print("\n".join(done.lines()), flush=True)
+        if done.failed:
+            print(f"hint: they stay in {outbox(Path(args.root or repo_root()).resolve())} and are "
+                  f"retried after each stage; {DROP_HINT}", file=sys.stderr)
     return 1 if done.failed else 0
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
+import io
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -65,32 +68,88 @@ def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def _read_source(source: str, name: str, *, retries: int, timeout: float) -> bytes:
+# What one download may take.  The largest real file, train images, is about 18 MB gzipped
+# (47 MB unpacked); 64 MiB leaves a wide margin and still stops a mirror that streams
+# without end long before memory runs out.
+MAX_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long and how much one file's download may take (tests shrink them)."""
+
+    retries: int = 3  # tries for a transient failure: a refused or reset connection, a 5xx
+    timeout: float = 10  # seconds of silence (connect, first byte, between bytes)
+    # The socket timeout restarts with every byte, so a trickle never trips it.  The overall
+    # deadline grows with what arrived: `grace` seconds plus the bytes so far at `min_rate`.
+    # A working slow link (20 kB/s brings the largest file in 15 min) never trips it; a
+    # trickle fails after `grace`; a whole file at the cap is bounded by 30 s + 56 min.
+    grace: float = 30
+    min_rate: float = 20_000  # bytes per second
+    max_bytes: int = MAX_BYTES
+
+
+def _timed_out(exc: Exception) -> bool:
+    return isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+
+
+def _download(url: str, where: str, limits: Limits) -> bytes:
+    """One try: the body of ``url``, within the limits (DataError when over them)."""
+    with urllib.request.urlopen(url, timeout=limits.timeout) as response:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limits.max_bytes:
+            raise DataError(f"{where}: {url} is {int(declared)} bytes, over the "
+                            f"{limits.max_bytes} a KMNIST file can be; {OFFLINE_HINT}")
+        body, start = bytearray(), time.monotonic()
+        while chunk := response.read1(1 << 16):  # one socket read: returns what has arrived
+            body += chunk
+            if len(body) > limits.max_bytes:
+                raise DataError(f"{where}: {url} sent more than {limits.max_bytes} bytes, more "
+                                f"than a KMNIST file can be; {OFFLINE_HINT}")
+            elapsed = time.monotonic() - start
+            if elapsed > limits.grace + len(body) / limits.min_rate:
+                raise DataError(f"{where}: {url} sent only {len(body)} bytes in {elapsed:.0f} s "
+                                f"(under {limits.min_rate:g} bytes/s); {OFFLINE_HINT}")
+        if response.length:  # the server closed before the length it announced: retried
+            raise ConnectionError(f"connection closed after {len(body)} of {declared} bytes")
+    return bytes(body)
+
+
+def _read_source(source: str, name: str, limits: Limits) -> bytes:
     """The bytes of ``name`` from a directory or URL source (URLs are retried)."""
+    where = f"kmnist.source={source}"
     if not _is_url(source):
         path = Path(source) / name
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise DataError(f"kmnist.source={source}: cannot read {path} ({exc.strerror})") from None
+            raise DataError(f"{where}: cannot read {path} ({exc.strerror})") from None
     url = source.rstrip("/") + "/" + name
 
-    def download() -> bytes:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read()
-
-    def transient(exc: Exception) -> bool:  # a missing file stays missing: no retry
-        return isinstance(exc, OSError) and getattr(exc, "code", None) != 404
+    def transient(exc: Exception) -> bool:
+        """Worth another try.  Not a 404 (a missing file stays missing), not a timeout (a
+        server that accepted and stayed silent for `timeout` s stays silent: each try would
+        add as much again)."""
+        if isinstance(exc, urllib.error.HTTPError):
+            return exc.code >= 500 or exc.code in (408, 429)
+        return isinstance(exc, OSError) and not _timed_out(exc)
 
     try:
-        return retry(download, attempts=retries, delay=0.5, when=transient)
+        return retry(_download, url, where, limits, attempts=limits.retries, delay=0.5,
+                     when=transient)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
-            raise DataError(f"kmnist.source={source}: {url} not found (HTTP 404)") from None
+            raise DataError(f"{where}: {url} not found (HTTP 404)") from None
         last = f"HTTP {exc.code}"
     except OSError as exc:  # URLError, timeouts, resets
+        if _timed_out(exc):
+            raise DataError(f"{where}: {url} sent nothing for {limits.timeout:g} s (not "
+                            f"retried: a silent server stays silent); {OFFLINE_HINT}") from None
         last = str(getattr(exc, "reason", exc))
-    raise DataError(f"kmnist.source={source}: cannot download {url} after {retries} tries "
+    except http.client.HTTPException as exc:  # a server that does not speak HTTP (not retried)
+        raise DataError(f"{where}: {url} did not answer in HTTP ({type(exc).__name__}); "
+                        f"{OFFLINE_HINT}") from None
+    raise DataError(f"{where}: cannot download {url} after {limits.retries} tries "
                     f"({last}); {OFFLINE_HINT}")
 
 
@@ -106,12 +165,12 @@ def parse_md5sums(text: str, where: str) -> dict[str, str]:
     return sums
 
 
-def expected_checksums(source: str, *, retries: int = 3, timeout: float = 10) -> dict[str, str]:
+def expected_checksums(source: str, limits: Limits = Limits()) -> dict[str, str]:
     """File name -> md5 for the source: torchvision's table, or the mirror's MD5SUMS."""
     if source == OFFICIAL:
         return official_files()
     where = source.rstrip("/") + "/MD5SUMS"
-    sums = parse_md5sums(_read_source(source, "MD5SUMS", retries=retries, timeout=timeout).decode(
+    sums = parse_md5sums(_read_source(source, "MD5SUMS", limits).decode(
         "utf-8", "replace"), where)
     missing = [name for name in FILES if name not in sums]
     if missing:
@@ -140,9 +199,13 @@ def parse_idx(gz_bytes: bytes, name: str):
 
     kind = next((k for k in _IDX_DIMS if k in name), None)
     try:
-        raw = gzip.decompress(gz_bytes)
+        with gzip.GzipFile(fileobj=io.BytesIO(gz_bytes)) as f:  # at most the cap: a small
+            raw = f.read(MAX_BYTES + 1)                          # gzip can unpack to terabytes
     except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated, corrupt stream
         raise DataError(f"{name}: not a whole gzip file ({exc or 'truncated'})") from None
+    if len(raw) > MAX_BYTES:
+        raise DataError(f"{name}: unpacks to more than {MAX_BYTES} bytes, more than a KMNIST "
+                        "file can be")
     dims = _IDX_DIMS[kind] if kind else None
     if dims is None or len(raw) < 4 + 4 * dims or raw[:4] != bytes([0, 0, 8, dims]):
         raise DataError(f"{name}: not an MNIST-format (IDX) {kind or 'images/labels'} file "
@@ -166,7 +229,7 @@ def _check_pairs(arrays: dict, where: str) -> None:
             raise DataError(f"{where}: {prefix} has {len(images)} images but {len(labels)} labels")
 
 
-def fetch(source: str, out_dir: str | Path, *, retries: int = 3, timeout: float = 10) -> list[Fetched]:
+def fetch(source: str, out_dir: str | Path, limits: Limits = Limits()) -> list[Fetched]:
     """Put the four verified files in ``out_dir``.
 
     A file already there with the expected md5 is kept as it is.  Every new file is read
@@ -179,14 +242,14 @@ def fetch(source: str, out_dir: str | Path, *, retries: int = 3, timeout: float 
     if not _is_url(base) and not Path(base).is_dir():
         raise DataError(f"kmnist.source={source}: no such directory (allowed: 'official', a "
                         "directory or an http(s) URL holding the four gz files and MD5SUMS)")
-    sums = expected_checksums(source, retries=retries, timeout=timeout)
+    sums = expected_checksums(source, limits)
     kept, new, arrays = {}, {}, {}
     for name, expected in sums.items():
         target = out_dir / name
         if target.exists() and md5sum(target) == expected:
             kept[name] = target.read_bytes()
             continue
-        data = _read_source(base, name, retries=retries, timeout=timeout)
+        data = _read_source(base, name, limits)
         actual = hashlib.md5(data).hexdigest()
         if actual != expected:
             raise DataError(f"kmnist.source={source}: {name} has md5 {actual}, expected {expected} "

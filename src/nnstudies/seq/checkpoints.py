@@ -9,6 +9,8 @@ for bit.
 from __future__ import annotations
 
 import pickle
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +30,23 @@ class Unreadable(Exception):
 
 
 def _load(path) -> dict:
+    """The checkpoint at ``path``, read with torch's weights-only unpickler; why not, in the
+    project's words: torch's own text advises weights_only=False, which would run whatever
+    code the file holds, and its warnings would print before the project's line."""
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip; torch reads anything else as
+        # a legacy raw pickle, warning about its protocol first
+        raise Unreadable("not a torch zip archive: truncated or not written by train_seq")
     try:
-        ckpt = torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise Unreadable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, pickle.UnpicklingError) or "weights_only" in why:
+            why = ("it holds objects other than tensors and plain data; refused unread, as "
+                   "loading them could run code")
+        raise Unreadable(why) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise Unreadable("not a train_seq checkpoint")
     return ckpt

@@ -19,6 +19,7 @@ distinct rows and one uint8 index per prediction position.
 from __future__ import annotations
 
 import hashlib
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -351,10 +352,32 @@ def _check(grammar: Grammar) -> None:
             raise ValueError(f"{name} probability rows outside the table")
 
 
+def _check_sizes(z: zipfile.ZipFile) -> None:
+    """Raise ValueError before numpy allocates what a forged file declares: numpy makes the
+    array a member's header asks for before reading it (a shape of 10**14 is 91 TiB), and a
+    member's length is what its zip entry says (a small deflated member can unpack to
+    terabytes).  ``save`` writes no more than what ``generate`` may make within its budget."""
+    total = 0
+    for info in z.infolist():
+        with z.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                               np.lib.format.read_array_header_2_0)(f)
+        need = math.prod(shape) * dtype.itemsize
+        if need > info.file_size:
+            raise ValueError(f"{info.filename} declares shape {shape} ({need} bytes) but holds "
+                             f"{info.file_size} bytes")
+        total += info.file_size
+    if total > MEMORY_BUDGET:
+        raise ValueError(f"it unpacks to {total} bytes, over the {MEMORY_BUDGET} that make_seq "
+                         "may write")
+
+
 def load(path) -> Grammar:
     """Read and check a file written by ``save``; anything else is a one-line UserError."""
     try:
         with np.load(path, allow_pickle=False) as z:
+            _check_sizes(z.zip)
             splits = [Split(*(z[f"{name}_{f}"] for f in ("symbols", "states", "starts",
                                                              "prob_index")))
                       for name in SPLITS]
@@ -362,8 +385,9 @@ def load(path) -> Grammar:
         _check(grammar)
         return grammar
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile,
-            zlib.error) as exc:
-        # numpy's own text for foreign bytes suggests loading them with pickle: never shown.
+            zlib.error, NotImplementedError) as exc:
+        # numpy's own text for foreign bytes suggests loading them with pickle: never shown;
+        # zipfile says NotImplementedError for a corrupt entry's compression method.
         why = "truncated or corrupt" if "pickle" in str(exc) or not isinstance(
             exc, (KeyError, ValueError)) else str(exc).splitlines()[0]
         raise UserError(f"{path}: not a data file made by make_seq ({why}); "

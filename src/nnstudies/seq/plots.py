@@ -12,6 +12,7 @@ few figures that show each finding.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -46,7 +47,10 @@ def collect(model: Stacked, grammar: Grammar, split: str = SPLIT) -> dict:
 def load(models: Path, epoch: int, task: str) -> tuple[Stacked, dict]:
     path = Path(models) / f"epoch_{epoch}.pt"
     if not path.exists():
-        have = sorted(int(f.stem.split("_")[1]) for f in Path(models).glob("epoch_*.pt"))
+        # Only names train_seq writes: a stray copy ("epoch_5 (copy).pt") is never read, so
+        # it should not stop a stage that only lists epochs to help pick one.
+        have = sorted(int(m[1]) for f in Path(models).glob("epoch_*.pt")
+                      if (m := re.fullmatch(r"epoch_([0-9]+)\.pt", f.name)))
         raise UserError(f"seq.plot.epoch.{task} = {epoch}: no checkpoint {path} "
                         f"(available epochs: {', '.join(map(str, have)) or 'none'})")
     return checkpoints.load_best(path)

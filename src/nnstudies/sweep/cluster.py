@@ -9,6 +9,7 @@ fetches or recomputes them: nothing is read from a shared disk.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -59,6 +60,7 @@ def connect(scheduler: str, workers: int = 0):
             yield client
         return
     try:
+        _handshake(scheduler)
         client = Client(scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as err:
         raise SweepError(f"params.yaml: sweep.scheduler = {scheduler!r}: no Dask scheduler answers "
@@ -72,6 +74,30 @@ def connect(scheduler: str, workers: int = 0):
                              f"{WORKER_TIMEOUT:.0f} s): start `dask worker {scheduler}` on a "
                              "machine with this package installed (docs/sweeps.md)") from None
         yield client
+
+
+def _handshake(address: str) -> None:
+    """Dask's Client bounds the TCP connect, but then waits without bound for the peer's
+    handshake (distributed.comm.core.connect: ``await comm.read()``), so any other server that
+    accepts and stays silent hangs the sweep forever.  Open one comm first, the whole of it
+    bounded; a peer that answers with something else than Dask's handshake fails it too."""
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def handshake() -> None:  # with what Client would pass (tls:// settings from config)
+        comm = await connect(address, timeout=CONNECT_TIMEOUT,
+                             **Security().get_connection_args("client"))
+        await comm.close()
+
+    try:  # connect() gives up after CONNECT_TIMEOUT itself; the handshake gets as long again
+        asyncio.run(asyncio.wait_for(handshake(), 2 * CONNECT_TIMEOUT))
+    except TimeoutError:
+        raise OSError(f"a server accepts connections there but sent no Dask handshake within "
+                      f"{2 * CONNECT_TIMEOUT:.0f} s") from None
+    except OSError:
+        raise
+    except Exception:  # noqa: BLE001 - garbage from a peer fails in whatever form it takes
+        raise OSError("a server answers there, but not in Dask's protocol") from None
 
 
 def describe(client) -> str:

@@ -1,0 +1,71 @@
+"""The CPU path: what decides a float result's last bits on a CPU, and the threads a stage uses.
+
+Two machines that run the same code, params and seeds give the same bytes when they run the
+same CPU path: torch's kernel capability (``get_cpu_capability``: default, avx2, avx512),
+the BLAS and oneDNN builds and the code paths they pick, numba's target and the thread
+count (a reduction split over more threads adds in another order).  :func:`path` names
+these for the results file; :func:`host` names the machine for MLflow tags only (two
+machines on one path must write the same results bytes, so no host name goes there).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+import sys
+
+# Environment variables that change which kernels run (docs/reliability.md, "CPU paths").
+PATH_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
+                  "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` for torch and numba, whatever OMP_NUM_THREADS says.
+
+    numba first: starting its thread pool resets torch's thread count (measured), so torch's
+    is set last.  Set before any computation, this also keeps a huge OMP_NUM_THREADS from
+    ever starting its pool (100,000 threads segfaulted a stage)."""
+    if "numba" in sys.modules:
+        numba = sys.modules["numba"]
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def path() -> dict:
+    """The CPU path of this process (for a results file: no host or CPU model names)."""
+    facts: dict = {"machine": platform.machine()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        facts["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+        facts["threads"] = torch.get_num_threads()
+        config = torch.__config__.show()
+        facts["blas"] = _search(r"BLAS_INFO=(\w+)", config)
+        facts["mkl"] = _search(r"Math Kernel Library Version ([\d.]+)", config)
+        facts["onednn"] = _search(r"MKL-DNN (v[\d.]+)", config)
+        facts["onednn_enabled"] = bool(torch.backends.mkldnn.enabled)
+    if "numba" in sys.modules and os.environ.get("NUMBA_CPU_NAME"):
+        facts["numba_target"] = os.environ["NUMBA_CPU_NAME"]  # else the host's own CPU name
+    pinned = {name: os.environ[name] for name in PATH_VARIABLES if os.environ.get(name)}
+    if pinned:
+        facts["variables"] = pinned
+    return facts
+
+
+def host() -> dict[str, str]:
+    """The machine, for MLflow tags: its CPU model and name."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = _search(r"model name\s*:\s*(.+)", f.read()) or ""
+    except OSError:
+        pass
+    return {"host.cpu": model or platform.processor() or platform.machine(),
+            "host.name": socket.gethostname(), "host.cores": str(os.cpu_count() or 0)}
+
+
+def _search(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text)
+    return match.group(1).strip() if match else None
