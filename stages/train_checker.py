@@ -18,4 +18,4 @@ def produce(p, ctx):
 
 
 if __name__ == "__main__":
-    stage.main("train_checker", "checker", PARAMS, produce, threads="checker.train.threads")
+    stage.main("train_checker", "checker", PARAMS, produce, cpu_group="checker.train")

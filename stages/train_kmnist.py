@@ -21,4 +21,4 @@ def produce(p, ctx):
 
 if __name__ == "__main__":
     stage.main("train_kmnist", "kmnist", PARAMS, produce, items=tuple(train.TITLES),
-               threads="kmnist.train.threads")
+               cpu_group="kmnist.train")

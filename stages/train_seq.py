@@ -22,4 +22,4 @@ def produce(p, ctx):
 
 
 if __name__ == "__main__":
-    stage.main("train_seq", "seq", PARAMS, produce, items=languages.LANGUAGES, threads="seq.train.threads")
+    stage.main("train_seq", "seq", PARAMS, produce, items=languages.LANGUAGES, cpu_group="seq.train")

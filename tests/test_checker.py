@@ -179,7 +179,8 @@ hid: 6
 tracking: {enabled: false, required: false}
 checker:
   train: {act: sig, init: 0.15, lr: 0.01, weight_decay: 1.0e-5, max_epochs: 1500, patience: 200,
-          restarts: 8, seed: 0, log_every: 100, threads: 1}
+          restarts: 8, seed: 0, log_every: 100, threads: 1,
+          cpu_path: host}
   hand: {in_weight: [[1, 1], [1, 1], [1, 1], [1, 1]], hid_bias: [-1.5, -0.5, 0.5, 1.5],
          out_weight: [1, -1, 1, -1], out_bias: 0.5, scale: 10}
 """
@@ -198,7 +199,8 @@ def staged(tmp_path_factory):
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        stage.run(name, "checker", module.PARAMS, module.produce, root=root, threads=1)
+        cpu_group = "checker.train" if name == "train_checker" else None  # as their main()s
+        stage.run(name, "checker", module.PARAMS, module.produce, root=root, cpu_group=cpu_group)
     return root
 
 

@@ -5,7 +5,9 @@
 - its deps cover every project module its script imports, directly or through other project
   modules, except the allow-list below (modules that check, move, write or log outputs but
   decide none of their content: a change there reruns nothing, the tests cover it);
-- its outs are what nnstudies.layout says the stage writes.
+- its outs are what nnstudies.layout says the stage writes;
+- a stage that computes with torch, numpy or numba (its script, or a project module it imports
+  outside the allow-list, imports one) depends on numerics.txt, their pinned versions: an upgrade shows in `dvc status`.
 """
 
 from __future__ import annotations
@@ -103,6 +105,21 @@ def imported_modules(path: Path, seen: set[Path] | None = None) -> set[Path]:
     return seen
 
 
+NUMERIC = {"torch", "torchvision", "numpy", "numba"}  # numerics.txt's packages
+
+
+def third_party(paths) -> set[str]:
+    """Top-level names of the packages the files import (at any place in them)."""
+    names = set()
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.partition(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.partition(".")[0])
+    return names
+
+
 def problems(dvc: dict) -> list[str]:
     found = []
     for stage, spec in expand(dvc).items():
@@ -117,6 +134,12 @@ def problems(dvc: dict) -> list[str]:
             if declared != loaded:
                 found.append(f"{stage}: dvc.yaml params {sorted(declared)} != the script's "
                              f"PARAMS {sorted(loaded)}")
+        computing = {m for m in imported_modules(script)
+                     if not (m.name in ALLOWED and m.parent == PACKAGE)}
+        if third_party({script, *computing}) & NUMERIC \
+                and ROOT / "numerics.txt" not in deps:
+            found.append(f"{stage}: computes with torch/numpy/numba but does not depend on "
+                         "numerics.txt")
         for module in sorted(imported_modules(script)):
             if module.name in ALLOWED and module.parent == PACKAGE:
                 continue
@@ -153,3 +176,15 @@ def test_an_undeclared_param_and_a_stray_out_are_caught():
     found = problems(dvc)
     assert any(p.startswith("train_kmnist@lin: dvc.yaml params") for p in found), found
     assert "train_kmnist@conv: out models/elsewhere.pt is not one of its outputs in nnstudies.layout" in found
+
+
+def test_numerics_txt_pins_what_is_installed_and_constraints_take_it_from_there():
+    from importlib.metadata import version
+
+    pins = dict(line.split("==") for line in (ROOT / "numerics.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert {name: version(name) for name in pins} == pins
+    assert set(pins) >= NUMERIC
+    constraints = (ROOT / "constraints.txt").read_text().splitlines()
+    assert constraints[0].startswith("-c numerics.txt")
+    assert not [c for c in constraints if c.partition("==")[0] in pins]  # one source

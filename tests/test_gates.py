@@ -119,7 +119,10 @@ def test_gates_read_yaml_as_dvc_does(measured):
      "ci.metrics/train.json.test_accuracy.min = 'high': must be a number"),
     ("ci:\n  metrics/train.json:\n    test_accuracy: {minimum: 0.5}\n", "must be {min: X}, {max: Y} or both"),
     ("ci:\n  metrics/train.json:\n    test_accuracy: {min: 0.9, max: 0.1}\n", "min 0.9 is above max 0.1"),
-    ("ci:\n  metrics/train.json:\n    test_loss: {max: .inf}\n", "bounds must be finite numbers"),
+    ("ci:\n  metrics/train.json:\n    test_loss: {max: .inf}\n",
+     "ci.metrics/train.json.test_loss = {max: .inf}: bounds must be finite numbers"),
+    ("ci:\n  metrics/train.json:\n    test_loss: {max: null}\n",  # YAML words, not None
+     "ci.metrics/train.json.test_loss.max = null: must be a number"),
     ("paper:\n  metrics/train.json:\n    test_accuracy: {min: 0.9}\n", "no profile 'ci' (known: paper)"),
 ])
 def test_malformed_gates_file_is_one_line_error(measured, text, message):
@@ -130,10 +133,12 @@ def test_malformed_gates_file_is_one_line_error(measured, text, message):
     assert "Traceback" not in proc.stderr
 
 
-def test_non_numeric_metric_value_is_an_error(measured):
-    (measured / "metrics" / "train.json").write_text(json.dumps({"test_accuracy": "n/a", "final": {}}))
+@pytest.mark.parametrize("value,shown", [("n/a", "'n/a'"), (True, "true")])  # never True
+def test_non_numeric_metric_value_is_an_error(measured, value, shown):
+    (measured / "metrics" / "train.json").write_text(json.dumps({"test_accuracy": value, "final": {}}))
     proc = gate(measured)
-    assert proc.returncode == 2 and "metrics/train.json: test_accuracy = 'n/a': must be a number" in proc.stderr
+    assert proc.returncode == 2
+    assert f"metrics/train.json: test_accuracy = {shown}: must be a number" in proc.stderr
 
 
 # ---- Non-finite metrics (battery round 3, defect 2) ---------------------------------------
@@ -268,12 +273,14 @@ def test_unmapped_metric_fails_even_unchanged(committed):
 @pytest.mark.parametrize("section,message", [
     (None, "gates.yaml: tolerance: must be a section with `kinds`"),
     ({**TOLERANCE, "kinds": {**TOLERANCE["kinds"], "loss": {"abs": -0.1}}},
-     "tolerance.kinds.loss = {'abs': -0.1}: amounts must be finite and >= 0"),
+     "tolerance.kinds.loss = {abs: -0.1}: amounts must be finite and >= 0"),
     ({**TOLERANCE, "kinds": {**TOLERANCE["kinds"], "loss": {"percent": 3}}},
-     "tolerance.kinds.loss = {'percent': 3}: must be {abs: X}, {images: N, per: M}, {epochs: N} or {exact: true}"),
+     "tolerance.kinds.loss = {percent: 3}: must be {abs: X}, {images: N, per: M}, {epochs: N} or {exact: true}"),
     ({**TOLERANCE, "metrics": {"metrics/x.json": {"acc": "accuracy_"}}},
      "tolerance.metrics.metrics/x.json.acc = 'accuracy_': no such kind "
      "(known: accuracy, epochs, evaluation, exact, loss)"),
+    ({**TOLERANCE, "kinds": {**TOLERANCE["kinds"], "exact": {"exact": False}}},
+     "tolerance.kinds.exact.exact = false: must be true"),
 ])
 def test_malformed_tolerance_section_is_one_line_error(committed, section, message):
     data = yaml.safe_load((committed / "gates.yaml").read_text())

@@ -140,7 +140,8 @@ tracking: {enabled: false, required: false}
 kmnist:
   source: %s
   train: {seed: 0, epochs: 2, batch_size: 64, test_batch_size: 100, shuffle: false,
-          device: cpu, log_interval: 5, threads: 1}
+          device: cpu, log_interval: 5, threads: 1,
+          cpu_path: host}
   lin: {lr: 0.05, momentum: 0.5}
   full: {lr: 0.05, momentum: 0.5, hidden: 20}
   conv: {lr: 0.05, momentum: 0.5, channels1: 4, channels2: 8, kernel: 3, fc: 16}
@@ -177,9 +178,9 @@ def staged(tmp_path_factory):
     root = tmp_path_factory.mktemp("kmnist")
     (root / "params.yaml").write_text(TINY % write_subset(root / "mirror"))
     fetch, trainer = load_stage("fetch_kmnist"), load_stage("train_kmnist")
-    stage.run("fetch_kmnist", "kmnist", fetch.PARAMS, fetch.produce, root=root, threads=1)
+    stage.run("fetch_kmnist", "kmnist", fetch.PARAMS, fetch.produce, root=root)
     for net in ("lin", "full", "conv"):
-        stage.run(f"train_kmnist@{net}", "kmnist", trainer.PARAMS, trainer.produce, root=root, threads=1)
+        stage.run(f"train_kmnist@{net}", "kmnist", trainer.PARAMS, trainer.produce, root=root, cpu_group="kmnist.train")
     return root
 
 
@@ -249,7 +250,7 @@ def test_memory_estimate_stops_oversized_nets_before_work(tmp_path):
     trainer = load_stage("train_kmnist")
     with pytest.raises(UserError) as err:
         stage.run("train_kmnist@conv", "kmnist", trainer.PARAMS, trainer.produce, root=tmp_path)
-    assert str(err.value).startswith("params.yaml: kmnist.conv {'channels1': 1024")
+    assert str(err.value).startswith("params.yaml: kmnist.conv {channels1: 1024, channels2: ")
     assert "GB, over the 4 GB budget" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 

@@ -445,7 +445,7 @@ seq:
             max_n: 4, reber_min_length: 0}
   train: {optim: adam, lr: 0.01, momentum: 0.0, weight_decay: 1.0e-5, init: 0.1, restarts: 2,
           seed: 0, log_every: 40, checkpoint_every: 60, kernel: compiled, resume: false,
-          threads: 1}
+          threads: 1, cpu_path: host}
   reber: {model: srn, hid: 2, epochs: 120, success: {error: 0.5, separation: 0.0}}
   anbn: {model: srn, hid: 2, epochs: 120, success: {error: 0.5}}
   anbncn: {model: srn, hid: 3, epochs: 120, success: {error: 0.5}}
@@ -459,7 +459,7 @@ def make_and_train(root, lang):
 
     stage.run(f"make_seq@{lang}", "seq", make_seq.PARAMS, make_seq.produce, root=root)
     return stage.run(f"train_seq@{lang}", "seq", train_seq.PARAMS, train_seq.produce, root=root,
-                     threads=1)
+                     cpu_group="seq.train")
 
 
 @pytest.fixture

@@ -155,8 +155,7 @@ def load_stage(name):
 
 def run_stage(root, task):
     plot_seq = load_stage("plot_seq")
-    return stage.run(f"plot_seq@{task}", "seq", plot_seq.PARAMS, plot_seq.produce, root=root,
-                     threads=1)
+    return stage.run(f"plot_seq@{task}", "seq", plot_seq.PARAMS, plot_seq.produce, root=root)
 
 
 FIGURES = {"reber": {"states.png", "machine.png"},

@@ -136,7 +136,7 @@ def test_an_immutable_metrics_folder_is_one_line_and_changes_no_output(root):
 def test_threads_come_from_params_not_omp_num_threads(root, monkeypatch):
     import torch
 
-    (root / "params.yaml").write_text(PARAMS + "checker: {train: {threads: 1}}\n")
+    (root / "params.yaml").write_text(PARAMS + "checker: {train: {threads: 1, cpu_path: host}}\n")
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     seen = {}
 
@@ -146,14 +146,53 @@ def test_threads_come_from_params_not_omp_num_threads(root, monkeypatch):
 
     before = torch.get_num_threads()
     try:
-        stage.run("train_checker", "checker", ["hid", "tracking", "checker.train.threads"], produce,
-                  root=root, threads="checker.train.threads")
+        stage.run("train_checker", "checker",
+                  ["hid", "tracking", "checker.train.threads", "checker.train.cpu_path"], produce,
+                  root=root, cpu_group="checker.train")
     finally:
         torch.set_num_threads(before)
     assert seen["threads"] == 1
     env = json.loads((root / layout.results("train_checker")).read_text())["environment"]
     assert env["cpu_path"]["threads"] == 1 and env["cpu_path"]["torch_capability"]
     assert "host" not in json.dumps(env)  # the host is an MLflow tag, never in hashed bytes
+
+
+STRICT_RUN = """\
+import json, sys, torch
+from nnstudies import cli, stage
+from nnstudies.outputs import Outputs
+if sys.argv[1] == "computed-before":
+    torch.ones(3).add_(1)  # a kernel runs first: torch fixes its capability now
+cli.run(lambda: stage.run(
+    "train_checker", "checker", ["hid", "tracking", "checker.train.threads", "checker.train.cpu_path"],
+    lambda p, ctx: Outputs(metrics={"capability": torch.backends.cpu.get_cpu_capability()}),
+    root=sys.argv[2], cpu_group="checker.train") and None)
+"""
+
+
+@pytest.mark.parametrize("first", ["fresh", "computed-before"])
+def test_the_strict_cpu_path_wins_over_the_environment_or_says_it_cannot(root, first):
+    """Run in a fresh process: each library fixes its CPU path once per process."""
+    import os
+    import subprocess
+    import sys
+
+    from nnstudies import cpu
+
+    (root / "params.yaml").write_text(PARAMS + "checker: {train: {threads: 1, cpu_path: strict}}\n")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+    done = subprocess.run([sys.executable, "-c", STRICT_RUN, first, str(root)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    if first == "computed-before":  # DEFAULT is fixed: strict cannot hold, and says so
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert "checker.train.cpu_path: strict needs torch's AVX2 kernels, but this process " \
+               "runs DEFAULT" in done.stderr
+        assert not (root / layout.metrics("train_checker")).exists()
+        return
+    assert done.returncode == 0, done.stderr
+    assert json.loads((root / layout.metrics("train_checker")).read_text()) == {"capability": "AVX2"}
+    path = json.loads((root / layout.results("train_checker")).read_text())["environment"]["cpu_path"]
+    assert path["torch_capability"] == "AVX2" and path["variables"].items() >= cpu.STRICT.items()
 
 
 def test_two_saves_of_one_state_give_the_same_bytes(tmp_path):

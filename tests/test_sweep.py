@@ -26,7 +26,7 @@ from nnstudies.sweep.__main__ import main as rerun_point
 # Tiny but real checkerboard points: ~1 s each on a busy 2-core machine.
 CHECK = {"sweep": {"checker": {"hids": [2, 3], "seeds": 3, "max_epochs": 500}},
          "checker": {"train": {"act": "sig", "init": 0.15, "lr": 0.01, "weight_decay": 1e-5,
-                               "patience": 300}}}
+                               "patience": 300, "cpu_path": "host"}}}
 
 
 # ---- statistics -----------------------------------------------------------------------
@@ -331,6 +331,7 @@ def _stage_dir(tmp_path: Path, scheduler: str, **dotted) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["sweep"]["scheduler"] = scheduler
     params["sweep"]["checker"] = CHECK["sweep"]["checker"]
+    params["checker"]["train"]["cpu_path"] = "host"  # the shared workers' path (CHECK's)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     set_params(work, **dotted)
     return work
@@ -357,7 +358,10 @@ def test_local_cluster_one_single_threaded_worker_process_per_core_same_results(
 def test_dvc_repro_then_exp_run_reruns_only_the_changed_sweep(repo, scheduler, workers, capsys):
     tiny = {"sweep.scheduler": scheduler, "sweep.checker.hids": [2], "sweep.checker.seeds": 2,
             "sweep.checker.max_epochs": 400, "checker.train.patience": 200, "sweep.seq.seeds": 1,
-            "sweep.seq.eval_every": 100}
+            "sweep.seq.eval_every": 100,
+            # this module's shared workers ran host-path points already: a worker keeps the
+            # CPU path of its first kernel (a strict point there fails, saying so)
+            "checker.train.cpu_path": "host", "seq.train.cpu_path": "host"}
     for task in ("reber", "anbn", "anbncn"):
         tiny.update({f"sweep.seq.{task}.hids": [2], f"sweep.seq.{task}.epochs": 300})
     set_params(repo, **tiny)

@@ -6,6 +6,13 @@ the BLAS and oneDNN builds and the code paths they pick, numba's target and the 
 count (a reduction split over more threads adds in another order).  :func:`path` names
 these for the results file; :func:`host` names the machine for MLflow tags only (two
 machines on one path must write the same results bytes, so no host name goes there).
+
+A training group's ``cpu_path`` param picks the path: ``host`` takes whatever this machine and
+its environment pick; ``strict`` (:data:`STRICT`) pins torch, MKL and oneDNN to their AVX2
+kernels, which every x86 CPU of the last decade runs, so machines that differ in CPU compute
+the same bits (benchmarks/cpu_paths.py: NetConv identical with and without
+MKL_ENABLE_INSTRUCTIONS=AVX2, 12 of 1,000 test predictions differ from the host path; 1.39x
+the host's time per step on an AVX-512 Xeon).
 """
 
 from __future__ import annotations
@@ -16,9 +23,34 @@ import re
 import socket
 import sys
 
+from nnstudies.errors import UserError
+
 # Environment variables that change which kernels run (docs/reliability.md, "CPU paths").
 PATH_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR",
                   "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
+
+
+# torch's AVX2 kernels; MKL's AVX2 branch under conditional numerical reproducibility (the same
+# bits on any CPU that has it); oneDNN (conv) capped at AVX2.  Each library reads its variable
+# once, at its first kernel, so :func:`pin` must run before any computation.
+STRICT = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+CPU_PATHS = ("host", "strict")
+
+
+def pin(cpu_path: str, where: str = "cpu_path") -> None:
+    """Run this process on ``cpu_path`` (``strict`` overrides the environment's settings).
+
+    A process that has computed before (torch fixed its capability at its first kernel), or a
+    CPU without AVX2, cannot take the strict path: one line says so, nothing runs."""
+    if cpu_path == "host":
+        return
+    os.environ.update(STRICT)
+    torch = sys.modules.get("torch")
+    capability = torch.backends.cpu.get_cpu_capability() if torch is not None else "AVX2"
+    if capability != "AVX2":
+        raise UserError(f"params.yaml: {where}: strict needs torch's AVX2 kernels, but this "
+                        f"process runs {capability} (a CPU without AVX2, or torch computed "
+                        "before the stage pinned its path); set it to host")
 
 
 def set_threads(threads: int) -> None:

@@ -68,7 +68,7 @@ def _is_number(value) -> bool:
 
 def _number(value, where: str) -> float:
     if not _is_number(value) or math.isnan(value):
-        raise GateError(f"{where} = {value!r}: must be a number")
+        raise GateError(f"{where} = {yamlfile.show(value)}: must be a number")
     return float(value)
 
 
@@ -98,11 +98,12 @@ def load(path: str | Path, profile: str) -> list[Gate]:
         for metric, bounds in metrics.items():
             where = f"{path}: {profile}.{file}.{metric}"
             if not isinstance(bounds, dict) or not bounds or set(bounds) - set(BOUND_KEYS):
-                raise GateError(f"{where} = {bounds!r}: must be {{min: X}}, {{max: Y}} or both")
+                raise GateError(f"{where} = {yamlfile.show(bounds)}: must be {{min: X}}, {{max: Y}} "
+                                "or both")
             lo = _number(bounds["min"], f"{where}.min") if "min" in bounds else None
             hi = _number(bounds["max"], f"{where}.max") if "max" in bounds else None
             if not all(math.isfinite(b) for b in (lo, hi) if b is not None):
-                raise GateError(f"{where} = {bounds!r}: bounds must be finite numbers")
+                raise GateError(f"{where} = {yamlfile.show(bounds)}: bounds must be finite numbers")
             if lo is not None and hi is not None and lo > hi:
                 raise GateError(f"{where}: min {lo:g} is above max {hi:g}")
             gates.append(Gate(str(file), str(metric), lo, hi))
@@ -197,14 +198,15 @@ _KIND_FORMS = "{abs: X}, {images: N, per: M}, {epochs: N} or {exact: true}"
 def _tolerance(kind: str, spec, where: str) -> Tolerance:
     forms = [{"abs"}, {"images", "per"}, {"epochs"}, {"exact"}]
     if not isinstance(spec, dict) or set(spec) not in forms:
-        raise GateError(f"{where} = {spec!r}: must be {_KIND_FORMS}")
+        raise GateError(f"{where} = {yamlfile.show(spec)}: must be {_KIND_FORMS}")
     if "exact" in spec:
         if spec["exact"] is not True:
-            raise GateError(f"{where}.exact = {spec['exact']!r}: must be true")
+            raise GateError(f"{where}.exact = {yamlfile.show(spec['exact'])}: must be true")
         return Tolerance(kind, 0.0)
     numbers = {k: _number(v, f"{where}.{k}") for k, v in spec.items()}
     if not all(math.isfinite(v) and v >= 0 for v in numbers.values()) or numbers.get("per", 1) <= 0:
-        raise GateError(f"{where} = {spec!r}: amounts must be finite and >= 0 (per > 0)")
+        raise GateError(f"{where} = {yamlfile.show(spec)}: amounts must be finite and >= 0 "
+                        "(per > 0)")
     if "images" in spec:
         return Tolerance(kind, numbers["images"] / numbers["per"], "images", int(numbers["per"]))
     return Tolerance(kind, numbers.get("abs", numbers.get("epochs")), "epochs" if "epochs" in spec else "")
@@ -232,7 +234,7 @@ def tolerances(path: str | Path) -> Contract:
             raise GateError(f"{where}.metrics.{file}: must map metric patterns to kinds")
         for metric, kind in metrics.items():
             if kind not in kinds:
-                raise GateError(f"{where}.metrics.{file}.{metric} = {kind!r}: no such kind "
+                raise GateError(f"{where}.metrics.{file}.{metric} = {yamlfile.show(kind)}: no such kind "
                                 f"(known: {', '.join(kinds)})")
             rules.append((str(file), str(metric), kind))
     return Contract(kinds, rules)

@@ -160,6 +160,9 @@ _HIDS = List(Int(1, 64))
 # (a reduction split over more threads adds in another order), so a param, never the
 # environment's OMP_NUM_THREADS.  256 caps a typo (100,000 threads segfaulted a stage).
 _THREADS = Int(1, 256)
+# Which kernels compute (nnstudies.cpu): host = this machine's own; strict = the AVX2 kernels
+# every x86 machine runs, the same bits everywhere.
+_CPU_PATH = Choice(("host", "strict"))
 _SWEEP_SEQ_TASK = {"hids": _HIDS, "epochs": Int(1, 10**7)}
 
 SCHEMA: dict = {
@@ -177,6 +180,7 @@ SCHEMA: dict = {
             "device": Choice(("auto", "cpu", "cuda")),
             "log_interval": Int(1),
             "threads": _THREADS,
+            "cpu_path": _CPU_PATH,
         },
         # Per net: its optimiser and its layer sizes.
         "lin": dict(_SGD),
@@ -196,6 +200,7 @@ SCHEMA: dict = {
             "seed": Int(0),
             "log_every": Int(1),
             "threads": _THREADS,
+            "cpu_path": _CPU_PATH,
         },
         "hand": {
             "in_weight": List(List(Float(), length=2), length=4),
@@ -229,6 +234,7 @@ SCHEMA: dict = {
             "kernel": Choice(("compiled", "fused", "loop")),
             "resume": Bool(),
             "threads": _THREADS,
+            "cpu_path": _CPU_PATH,
         },
         "reber": dict(_SEQ_TASK, success={"error": _RATE, "separation": _RATE}),
         "anbn": dict(_SEQ_TASK, success={"error": _RATE}),

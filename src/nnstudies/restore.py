@@ -11,6 +11,7 @@ too (and said so): mixing its model with HEAD's metrics would be a result no run
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -57,6 +58,13 @@ def _set_back(stage: str, root: Path) -> bool:
     return True
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
@@ -74,9 +82,13 @@ def restore(stage: str, root: str | Path = ".") -> list[str]:
                     "metrics, results and plots are kept nowhere; now HEAD's run; `dvc repro "
                     f"{stage}` remakes the other)")
     paths = outputs(stage, root / "dvc.lock")
-    tracked = [p for p in paths if _run(["git", "ls-files", "--error-unmatch", p], root).returncode == 0]
+    tracked = [p for p in paths if _run(["git", "cat-file", "-e", f"HEAD:{p}"], root).returncode == 0]
     if tracked:
-        proc = _run(["git", "checkout", "HEAD", "--", *tracked], root)
+        # A folder comes back as HEAD has it, without the files an uncommitted run added
+        # (figures of another `hid`): git checkout alone leaves untracked files in place.
+        for p in tracked:
+            _remove(root / p)
+        proc = _run(["git", "checkout", "--no-overlay", "HEAD", "--", *tracked], root)
         if proc.returncode != 0:
             raise UserError(f"git checkout of {', '.join(tracked)} failed: {proc.stderr.strip()}")
         done += [f"{p} (git)" for p in tracked]

@@ -58,28 +58,31 @@ Produce = Callable[[dict, Context], Outputs]
 
 
 def main(name: str, study: str, groups: Sequence[str], produce: Produce, *,
-         items: Sequence[str] | None = None, threads: int | str = 1) -> None:
+         items: Sequence[str] | None = None, cpu_group: str | None = None) -> None:
     """The entry point of ``stages/<name>.py``: ``python stages/<name>.py [ITEM]``."""
     parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__)
     if items is not None:
         parser.add_argument("item", choices=list(items))
     args = parser.parse_args()
     stage = f"{name}@{args.item}" if items is not None else name
-    cli.run(lambda: run(stage, study, groups, produce, threads=threads) and None)
+    cli.run(lambda: run(stage, study, groups, produce, cpu_group=cpu_group) and None)
 
 
 def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
-        root: str | Path = ".", threads: int | str = 1) -> Outputs:
+        root: str | Path = ".", cpu_group: str | None = None) -> Outputs:
     """Run one stage in process: load and check params, produce, write, track.
 
-    ``threads``: torch (and numba) threads, a number or the dotted params key that holds it
-    (e.g. ``kmnist.train.threads``).  Never OMP_NUM_THREADS: the thread count changes the
-    order of a reduction's additions, so it is a param like any other that shapes results.
+    ``cpu_group``: the dotted params group whose ``threads`` and ``cpu_path`` the stage runs
+    with (e.g. ``kmnist.train``); without one, 1 thread on the host's path.  Never
+    OMP_NUM_THREADS: the thread count changes the order of a reduction's additions, so it is
+    a param like any other that shapes results.
     """
     root = Path(root)
     item = stage.partition("@")[2] or None
     p = params.load([g.format(item=item) for g in groups], root / "params.yaml")
-    cpu.set_threads(params.lookup(p, threads) if isinstance(threads, str) else threads)
+    if cpu_group is not None:  # before any computation: each library fixes its path once
+        cpu.pin(params.lookup(p, f"{cpu_group}.cpu_path"), f"{cpu_group}.cpu_path")
+    cpu.set_threads(params.lookup(p, f"{cpu_group}.threads") if cpu_group else 1)
     with tracking.start(study, stage, p) as tracked:
         tracked.set_tags(cpu.host())
         ctx = Context(stage, item, root, tracked if tracked.enabled else None)

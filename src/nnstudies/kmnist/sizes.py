@@ -4,6 +4,7 @@ that an oversized net is refused before any work, by the params check too)."""
 
 from __future__ import annotations
 
+from nnstudies import yamlfile
 from nnstudies.errors import UserError
 
 PIXELS, CLASSES, SIDE = 28 * 28, 10, 28
@@ -64,6 +65,7 @@ def check_memory(net: str, sizes: dict, batch_size: int, test_batch_size: int) -
     """A one-line UserError when the run would not fit in :data:`MEMORY_BUDGET`."""
     need = memory_bytes(net, sizes, batch_size, test_batch_size)
     if need > MEMORY_BUDGET:
-        raise UserError(f"params.yaml: kmnist.{net} {sizes} with kmnist.train.batch_size {batch_size} "
-                        f"and test_batch_size {test_batch_size} needs about {need / 2**30:.1f} GB, "
+        raise UserError(f"params.yaml: kmnist.{net} {yamlfile.show(sizes)} with "
+                        f"kmnist.train.batch_size {batch_size} and test_batch_size "
+                        f"{test_batch_size} needs about {need / 2**30:.1f} GB, "
                         f"over the {MEMORY_BUDGET / 2**30:g} GB budget: use smaller layers or batches")

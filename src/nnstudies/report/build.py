@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from nnstudies import atomic
-from nnstudies.report import checker, document, kmnist, seq, summary, sweeps, targets
+from nnstudies.report import checker, document, inputs, kmnist, seq, summary, sweeps, targets
 from nnstudies.report.document import Heading, Para, Table
 
 
@@ -14,7 +13,7 @@ def build(root: Path, metrics_dir: Path, results_dir: Path, plots_dir: Path, gat
           params_path: Path, profile: str, title: str) -> list:
     course = targets.check(gates_path, root, "paper")
     active = targets.check(gates_path, root, profile) if profile != "paper" else course
-    fetch = json.loads((results_dir / "fetch_kmnist.json").read_text())
+    fetch = inputs.read_json(Path(results_dir) / "fetch_kmnist.json")
     data = (f"KMNIST `{fetch['source']}`, {fetch['train_images']:,} training and "
             f"{fetch['test_images']:,} test images")
     blocks: list = [
@@ -53,5 +52,11 @@ def _gate_cells(active: targets.Targets, file: str, metric: str) -> list[str]:
 
 
 def write(blocks: list, markdown_path: Path, html_path: Path, title: str) -> None:
-    atomic.write_text(markdown_path, document.markdown(blocks, markdown_path.parent))
-    atomic.write_text(html_path, document.page(blocks, title))
+    """Both files rendered in memory first (the page reads every figure), then put in place
+    together: an input that fails leaves the previous report whole."""
+    texts = {markdown_path: document.markdown(blocks, markdown_path.parent),
+             html_path: document.page(blocks, title)}
+    with atomic.Transaction() as out:
+        for path, text in texts.items():
+            out.file(path).write_text(text)
+        out.commit()

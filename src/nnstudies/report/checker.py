@@ -6,10 +6,10 @@ metrics/; figures are the stages' files under plots/.  No log is read, no knob w
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
+from nnstudies.report import inputs
 from nnstudies.report.document import Figure, Figures, Heading, Para, Table
 from nnstudies.report.targets import Targets, verdict
 
@@ -17,7 +17,7 @@ COLOUR = {1: "blue", 0: "red"}  # target 1 is drawn blue, target 0 red (the cour
 
 
 def _read(path: Path) -> dict:
-    return json.loads(path.read_text())
+    return inputs.read_json(path)
 
 
 def point(p) -> str:

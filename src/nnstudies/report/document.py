@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnstudies import mdtable
+from nnstudies.report import inputs
 
 
 @dataclass
@@ -131,7 +132,7 @@ def _inline(text: str) -> str:
 def _data_uri(path: Path) -> str:
     mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
             ".svg": "image/svg+xml"}.get(Path(path).suffix.lower(), "application/octet-stream")
-    return f"data:{mime};base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"data:{mime};base64," + base64.b64encode(inputs.read_bytes(path)).decode("ascii")
 
 
 _CSS = """

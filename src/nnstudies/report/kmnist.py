@@ -7,9 +7,9 @@ check against.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from nnstudies.report import inputs
 from nnstudies.report.document import Code, Figure, Figures, Heading, Para, Table
 from nnstudies.report.targets import Targets, verdict
 
@@ -42,7 +42,7 @@ def points(x: float) -> str:
 
 
 def read(folder: Path, stem: str) -> dict:
-    return json.loads((Path(folder) / f"{stem}.json").read_text())
+    return inputs.read_json(Path(folder) / f"{stem}.json")
 
 
 # ---------------------------------------------------------------------------

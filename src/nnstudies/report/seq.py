@@ -8,9 +8,9 @@ not knobs).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from nnstudies.report import inputs
 from nnstudies.report.document import Figure, Figures, Heading, Para, Table
 from nnstudies.report.targets import Targets, verdict
 
@@ -42,7 +42,7 @@ PHASE_WORD = {"read so far": "counts the {ch}'s read so far",
 
 
 def read(folder: Path, name: str) -> dict:
-    return json.loads((folder / f"{name}.json").read_text())
+    return inputs.read_json(Path(folder) / f"{name}.json")
 
 
 def pct(x) -> str:

@@ -7,9 +7,9 @@ the size below it, and the smallest size that ever succeeded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from nnstudies.report import inputs
 from nnstudies.report.document import Figure, Figures, Heading, Para, Table
 
 RELIABLE = 0.9  # "reliably learns": at least 90% of single runs succeed
@@ -98,9 +98,9 @@ def _bounds(success: dict) -> str:
 
 
 def section(metrics_dir: Path, results_dir: Path, plots_dir: Path) -> list:
-    check = json.loads((results_dir / "sweep_checker.json").read_text())
-    seq = json.loads((results_dir / "sweep_seq.json").read_text())
-    trained = json.loads((results_dir / "train_checker.json").read_text())["settings"]
+    check = inputs.read_json(Path(results_dir) / "sweep_checker.json")
+    seq = inputs.read_json(Path(results_dir) / "sweep_seq.json")
+    trained = inputs.read_json(Path(results_dir) / "train_checker.json")["settings"]
     blocks: list = [
         Heading(2, "How many hidden units does each task need?"),
         Para("The runs above keep the best of many restarts. Here each size is trained from "

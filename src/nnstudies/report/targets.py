@@ -6,13 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnstudies import gates
+from nnstudies.report import inputs
 
 Targets = dict  # metrics file -> metric -> gates.Row
 
 
 def check(gates_path: Path, root: Path, profile: str = "paper") -> Targets:
     out: Targets = {}
-    for row in gates.check(gates.load(gates_path, profile), root):
+    gated = gates.load(gates_path, profile)
+    for file in dict.fromkeys(gate.file for gate in gated):
+        inputs.read_json(Path(root) / file)  # a missing or spoilt file names the stage that writes it
+    for row in gates.check(gated, root):
         out.setdefault(row.gate.file, {})[row.gate.metric] = row
     return out
 

@@ -13,7 +13,7 @@ from nnstudies.sweep.cluster import Job
 
 KEYS = ["sweep.scheduler", "sweep.workers", "sweep.checker", "checker.train.act",
         "checker.train.init", "checker.train.lr", "checker.train.weight_decay",
-        "checker.train.patience", "tracking"]
+        "checker.train.patience", "checker.train.cpu_path", "tracking"]
 COLUMNS = ["hid", "seed", "success", "epochs_to_success", "epochs_to_100", "epochs_run", "loss",
            "correct"]
 
@@ -39,7 +39,8 @@ def jobs(p: dict, share=None) -> list[Job]:
     """Sizes in increasing order (the small ones get stuck most, run longest: first)."""
     c, sweep = p["checker"]["train"], p["sweep"]["checker"]
     settings = {"act": c["act"], "init": c["init"], "lr": c["lr"], "weight_decay": c["weight_decay"],
-                "patience": c["patience"], "max_epochs": sweep["max_epochs"]}
+                "patience": c["patience"], "max_epochs": sweep["max_epochs"],
+                "cpu_path": c["cpu_path"]}
     return [Job(f"checker hid={hid} seed={seed}", {"hid": hid, "seed": seed, **settings}, point,
                 rerun=f"python -m nnstudies.sweep checker --hid {hid} --seed {seed}")
             for hid in sorted(set(sweep["hids"])) for seed in range(sweep["seeds"])]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nnstudies import cpu, yamlfile
 from nnstudies.errors import UserError
 from nnstudies.progress import Progress
 
@@ -63,8 +64,8 @@ def connect(scheduler: str, workers: int = 0):
         _handshake(scheduler)
         client = Client(scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as err:
-        raise SweepError(f"params.yaml: sweep.scheduler = {scheduler!r}: no Dask scheduler answers "
-                         f"there ({_one_line(err)}); start one (`dask scheduler`, docs/sweeps.md) "
+        raise SweepError(f"params.yaml: sweep.scheduler = {yamlfile.show(scheduler)}: no Dask "
+                         f"scheduler answers there ({_one_line(err)}); start one (`dask scheduler`, docs/sweeps.md) "
                          "or set sweep.scheduler: local") from None
     with client:
         try:
@@ -116,14 +117,18 @@ def sharer(client=None) -> Callable:
 
 
 def call(fn: Callable, point: dict, *args) -> tuple[Any, dict]:
-    """One point, on a worker or here: single-threaded (the points are tiny, and one thread
-    gives the same bits wherever a point runs) and timed (the timing goes to MLflow only)."""
+    """One point, on a worker or here: on the point's ``cpu_path`` (strict: the same bits on
+    any x86 worker; a worker that computed on another path before cannot, and the point fails
+    saying so), single-threaded (the points are tiny, and one thread adds in one order
+    wherever a point runs) and timed (the timing goes to MLflow only)."""
     import torch
 
+    cpu.pin(point.get("cpu_path", "host"), "the point's cpu_path (checker.train or seq.train)")
     torch.set_num_threads(1)
-    start_ms, clock, cpu = int(time.time() * 1000), time.perf_counter(), time.process_time()
+    start_ms, clock, cpu_clock = int(time.time() * 1000), time.perf_counter(), time.process_time()
     result = fn(point, *args)
-    return result, {"seconds": time.perf_counter() - clock, "cpu_seconds": time.process_time() - cpu,
+    return result, {"seconds": time.perf_counter() - clock,
+                    "cpu_seconds": time.process_time() - cpu_clock,
                     "start_ms": start_ms, "end_ms": int(time.time() * 1000), "worker": _worker()}
 
 

@@ -21,7 +21,7 @@ from nnstudies.sweep.cluster import Job
 
 TASKS = ("reber", "anbn", "anbncn")
 KEYS = ["sweep.scheduler", "sweep.workers", "sweep.seq", "seq.train.optim", "seq.train.lr",
-        "seq.train.momentum", "seq.train.weight_decay", "seq.train.init",
+        "seq.train.momentum", "seq.train.weight_decay", "seq.train.init", "seq.train.cpu_path",
         *(f"seq.{task}.success" for task in TASKS),
         "seq.grammar.seed", "seq.grammar.validation_sequences", "seq.grammar.max_n",
         "seq.grammar.reber_min_length",
@@ -83,7 +83,8 @@ def jobs(p: dict, share, tasks=TASKS) -> list[Job]:
         grammar = share(make_sequences, task, p["seq"]["grammar"], epochs)
         settings = {"epochs": epochs, "eval_every": sweep["eval_every"], "optim": s["optim"],
                     "lr": s["lr"], "momentum": s["momentum"], "weight_decay": s["weight_decay"],
-                    "init": s["init"], "success": p["seq"][task]["success"]}
+                    "init": s["init"], "success": p["seq"][task]["success"],
+                    "cpu_path": s["cpu_path"]}
         out += [Job(f"seq {task} hid={hid} seed={seed}",
                     {"task": task, "hid": hid, "seed": seed, **settings}, point, (grammar,),
                     rerun=f"python -m nnstudies.sweep seq --task {task} --hid {hid} --seed {seed}")
