@@ -7,12 +7,15 @@ models/checker.pt.
 """
 
 from nnstudies import stage
-from nnstudies.checker import study
 
 PARAMS = ["hid", "checker.train", "tracking"]
 
 
 def produce(p, ctx):
+    # Imported here, after the stage pinned its CPU path: the study's modules compute at
+    # import (checker.plots' grid), and torch fixes its kernels at the first computation.
+    from nnstudies.checker import study
+
     s = p["checker"]["train"]
     return study.trained(p["hid"], s, ctx.log_metrics, ctx.progress(s["max_epochs"]))
 

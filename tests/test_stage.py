@@ -195,6 +195,28 @@ def test_the_strict_cpu_path_wins_over_the_environment_or_says_it_cannot(root, f
     assert path["torch_capability"] == "AVX2" and path["variables"].items() >= cpu.STRICT.items()
 
 
+
+@pytest.mark.parametrize("script", ["train_kmnist", "train_checker", "train_seq"])
+def test_a_stage_that_pins_its_cpu_path_computes_nothing_before(script):
+    """Importing the script (all that runs before main() pins the path) leaves torch's kernel
+    choice open: a variable set afterwards still decides it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import importlib.util, os, sys, torch\n"
+            f"spec = importlib.util.spec_from_file_location('s', {str(Path('stages') / (script + '.py'))!r})\n"
+            "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+            "os.environ['ATEN_CPU_CAPABILITY'] = 'default'\n"
+            "print(torch.backends.cpu.get_cpu_capability())")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "DEFAULT", f"stages/{script}.py computes at import"
+
 def test_two_saves_of_one_state_give_the_same_bytes(tmp_path):
     import torch
 
