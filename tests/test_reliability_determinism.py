@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_repo, set_params, tool_env
-from nnstudies import layout, stage
+from nnstudies import cpu, layout, stage
 
 # Stage -> the params for a small run.  The stage runs as dvc.yaml runs it, writing where
 # nnstudies.layout says; its environment (versions, threads) is in its results file.
@@ -67,7 +67,10 @@ def test_results_record_versions_the_cpu_path_and_the_params_threads(twice):
     missing = [k for k in ("torch", "numpy", "cpu_path") if k not in env]
     assert not missing, f"{stage} results lack environment {missing}"
     assert env["cpu_path"]["threads"] == 1  # the params' count, not OMP_NUM_THREADS=2
-    assert env["cpu_path"]["torch_capability"] and env["cpu_path"]["blas"]
+    assert env["cpu_path"]["blas"]
+    # The committed params run the strict path: its variables, set by the stage itself.
+    assert env["cpu_path"]["torch_capability"] == "AVX2"
+    assert env["cpu_path"]["variables"].items() >= cpu.STRICT.items()
 
 
 def test_the_environment_names_versions_and_threads():
@@ -78,3 +81,21 @@ def test_the_environment_names_versions_and_threads():
     assert env["torch"] == torch.__version__ and env["numpy"] == numpy.__version__
     assert env["cpu_path"]["threads"] == torch.get_num_threads()
     assert env["cpu_path"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
+
+
+@pytest.mark.pipeline
+def test_a_forced_rerun_leaves_dvc_lock_and_every_output_unchanged(repo):
+    """Model files hold no random name (torch.save into a buffer, then one atomic write), so
+    a rerun on one CPU path hashes the same: dvc.lock does not change, the run-cache works."""
+    set_params(repo, **STAGES["train_checker"])
+    env = tool_env(NNSTUDIES_TRACKING="off")
+    subprocess.run(["dvc", "repro", "train_checker"], cwd=repo, check=True, env=env,
+                   capture_output=True, timeout=600)
+    outputs = sorted(p for out in layout.outs("train_checker") for p in
+                     ([repo / out] if (repo / out).is_file() else (repo / out).rglob("*")))
+    before = {p: p.read_bytes() for p in [repo / "dvc.lock", *outputs] if p.is_file()}
+    assert repo / layout.CHECKER_MODEL in before and repo / "dvc.lock" in before
+    subprocess.run(["dvc", "repro", "-f", "train_checker"], cwd=repo, check=True, env=env,
+                   capture_output=True, timeout=600)
+    changed = [str(p.relative_to(repo)) for p, data in before.items() if p.read_bytes() != data]
+    assert changed == []

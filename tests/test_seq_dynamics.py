@@ -120,6 +120,7 @@ seq:
   plot:
     num_sequences: 3
     epoch: {reber: 0, anbn: 0, anbncn: 0, ereber: 0}
+  train: {threads: 1, cpu_path: host}
 """
 NETS = {"reber": ("srn", 2), "anbn": ("srn", 2), "anbncn": ("srn", 3), "ereber": ("lstm", 3)}
 
@@ -155,7 +156,8 @@ def load_stage(name):
 
 def run_stage(root, task):
     plot_seq = load_stage("plot_seq")
-    return stage.run(f"plot_seq@{task}", "seq", plot_seq.PARAMS, plot_seq.produce, root=root)
+    return stage.run(f"plot_seq@{task}", "seq", plot_seq.PARAMS, plot_seq.produce, root=root,
+                     cpu_group="seq.train")
 
 
 FIGURES = {"reber": {"states.png", "machine.png"},

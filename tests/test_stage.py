@@ -196,7 +196,7 @@ def test_the_strict_cpu_path_wins_over_the_environment_or_says_it_cannot(root, f
 
 
 
-@pytest.mark.parametrize("script", ["train_kmnist", "train_checker", "train_seq"])
+@pytest.mark.parametrize("script", ["train_kmnist", "train_checker", "train_seq", "plot_seq"])
 def test_a_stage_that_pins_its_cpu_path_computes_nothing_before(script):
     """Importing the script (all that runs before main() pins the path) leaves torch's kernel
     choice open: a variable set afterwards still decides it."""

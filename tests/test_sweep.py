@@ -354,6 +354,26 @@ def test_local_cluster_one_single_threaded_worker_process_per_core_same_results(
     assert [r for r, _ in outcomes] == [r for r, _ in cluster.run_serial(jobs, "t")]
 
 
+def test_strict_points_pin_the_cpu_path_on_fresh_workers_and_a_used_worker_says_so():
+    from nnstudies import cpu
+
+    check = {**CHECK, "sweep": {"checker": {"hids": [2], "seeds": 2, "max_epochs": 50}}}
+    strict = {**check, "checker": {"train": {**CHECK["checker"]["train"], "cpu_path": "strict"}}}
+    with cluster.connect("local", 2) as client:
+        outcomes = cluster.run(client, checker.jobs(strict), "t")
+        for _, timing in outcomes:
+            assert timing["cpu_path"]["torch_capability"] == "AVX2"
+            assert timing["cpu_path"]["variables"].items() >= cpu.STRICT.items()
+    with cluster.connect("local", 1) as client:  # a worker that computed on the host's path
+        cluster.run(client, checker.jobs(check), "t")
+        if client.run(lambda: __import__("torch").backends.cpu.get_cpu_capability()).popitem()[1] \
+                == "AVX2":
+            pytest.skip("this CPU's own path is AVX2: the strict one")
+        with pytest.raises(cluster.SweepError, match="strict needs torch's AVX2 kernels, but this "
+                                                     "process runs"):
+            cluster.run(client, checker.jobs(strict), "t")
+
+
 @pytest.mark.pipeline
 def test_dvc_repro_then_exp_run_reruns_only_the_changed_sweep(repo, scheduler, workers, capsys):
     tiny = {"sweep.scheduler": scheduler, "sweep.checker.hids": [2], "sweep.checker.seeds": 2,
@@ -370,6 +390,9 @@ def test_dvc_repro_then_exp_run_reruns_only_the_changed_sweep(repo, scheduler, w
     assert "sweep_checker: point 2/2" in first.stdout and "sweep_seq: point 3/3" in first.stdout
     metrics = json.loads((repo / "metrics/sweep_checker.json").read_text())
     assert list(metrics["sizes"]) == ["hid_2"] and metrics["sizes"]["hid_2"]["runs"] == 2
+    paths = json.loads((repo / "results/sweep_checker.json").read_text())["cpu_paths"]
+    assert len(paths) == 1 and paths[0]["threads"] == 1  # both workers: one machine, one path
+    assert "variables" not in paths[0] or "ATEN_CPU_CAPABILITY" not in paths[0]["variables"]
     seq = json.loads((repo / "metrics/sweep_seq.json").read_text())
     assert [seq[t]["sizes"]["hid_2"]["runs"] for t in ("reber", "anbn", "anbncn")] == [1, 1, 1]
     for path in ("plots/sweep_checker/rate.csv", "plots/sweep_checker/rate.png",

@@ -54,11 +54,14 @@ def pin(cpu_path: str, where: str = "cpu_path") -> None:
 
 
 def set_threads(threads: int) -> None:
-    """Use ``threads`` for torch and numba, whatever OMP_NUM_THREADS says.
+    """Use ``threads`` for torch, MKL and numba, whatever OMP_NUM_THREADS says.
 
-    numba first: starting its thread pool resets torch's thread count (measured), so torch's
-    is set last.  Set before any computation, this also keeps a huge OMP_NUM_THREADS from
-    ever starting its pool (100,000 threads segfaulted a stage)."""
+    The variables cover libraries not loaded yet (each reads them when it loads: a stage may
+    import its study late); the calls, those already loaded: numba first, since starting its
+    thread pool resets torch's thread count (measured).  This also keeps a huge
+    OMP_NUM_THREADS from ever starting its pool (100,000 threads segfaulted a stage)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[name] = str(threads)
     if "numba" in sys.modules:
         numba = sys.modules["numba"]
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

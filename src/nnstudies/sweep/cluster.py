@@ -129,7 +129,8 @@ def call(fn: Callable, point: dict, *args) -> tuple[Any, dict]:
     result = fn(point, *args)
     return result, {"seconds": time.perf_counter() - clock,
                     "cpu_seconds": time.process_time() - cpu_clock,
-                    "start_ms": start_ms, "end_ms": int(time.time() * 1000), "worker": _worker()}
+                    "start_ms": start_ms, "end_ms": int(time.time() * 1000), "worker": _worker(),
+                    "cpu_path": cpu.path(), "host": cpu.host()}
 
 
 def run(client, jobs: list[Job], label: str, every: float = 10.0, out=None,

@@ -3,12 +3,15 @@
 Files: every point (points.csv), per series the rate vs size (rate.csv or rate_<name>.csv,
 drawn by dvc.yaml's top-level plots) and one PNG.  Metrics: per series and size the runs,
 successes, rate, its 95% Wilson interval and the epochs to success; results: the same with
-the sweep's settings.  Each point is an MLflow child run of the stage's run, with its timing
-(the files hold no clock reading: the same points give the same bytes).
+the sweep's settings and the CPU paths the points ran on (one on the strict path; on the host
+path, one per kind of worker machine).  Each point is an MLflow child run of the stage's run,
+with its timing and its worker's machine (the files hold no clock reading and no host: the
+same points give the same bytes).
 """
 
 from __future__ import annotations
 
+import json
 from types import ModuleType
 
 from nnstudies.outputs import Outputs, Table
@@ -35,7 +38,7 @@ def stage(study: ModuleType, name: str, label: str, p: dict, log_metrics) -> Out
                  "metrics": {**{k: v for k, v in result.items()
                                 if isinstance(v, (int, float)) and not isinstance(v, bool)},
                              "seconds": timing["seconds"], "cpu_seconds": timing["cpu_seconds"]},
-                 "tags": {"dask.worker": timing["worker"]},
+                 "tags": {"dask.worker": timing["worker"], **timing["host"]},
                  "start_ms": timing["start_ms"], "end_ms": timing["end_ms"]}
                 for job, (result, timing) in zip(jobs, outcomes)]
     files = {"points.csv": Table(study.COLUMNS, [["" if r[c] is None else r[c] for c in study.COLUMNS]
@@ -44,7 +47,9 @@ def stage(study: ModuleType, name: str, label: str, p: dict, log_metrics) -> Out
         files["rate.csv" if len(series) == 1 else f"rate_{key}.csv"] = Table(RATE_COLUMNS,
                                                                            rate_rows(sizes))
     files["rate.png"] = lambda: figure(series, TITLES[name])
-    return Outputs(metrics=rates(summary), results=summary, files=files, children=children)
+    paths = {json.dumps(timing["cpu_path"], sort_keys=True) for _, timing in outcomes}
+    return Outputs(metrics=rates(summary), files=files, children=children,
+                   results={**summary, "cpu_paths": [json.loads(t) for t in sorted(paths)]})
 
 
 def rates(summary: dict) -> dict:
