@@ -47,7 +47,7 @@ def main():
     parser.add_argument("--restarts", type=int, default=16)
     parser.add_argument("--busy", action="store_true", help="one busy process beside it")
     args = parser.parse_args()
-    torch.set_num_threads(1)  # as the stages (stage.main threads=1; docs/seq.md, One thread)
+    torch.set_num_threads(1)  # as the stages (seq.train.threads: 1; docs/seq.md, One thread)
     numba.set_num_threads(1)
     p = params.load(["seq.train.init", *(f"seq.{t}" for t in TASKS)])["seq"]
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None

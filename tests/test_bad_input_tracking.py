@@ -101,7 +101,7 @@ def test_a_record_goes_only_to_a_store_the_user_names(root, tmp_path, monkeypatc
     other_db = tmp_path / "elsewhere" / "other.db"
     (tmp_path / "elsewhere").mkdir()
     uris = {"sqlite": f"sqlite:///{other_db}", "file": f"file://{tmp_path}/store",
-            "userinfo": "http://user:pw@127.0.0.1:9/", "query": "http://127.0.0.1:9/?x=1",
+            "userinfo": "http://user:<pw>@127.0.0.1:9/", "query": "http://127.0.0.1:9/?x=1",
             "port": "http://127.0.0.1:notaport/"}
     records = {name: record(root, name) for name in uris}
     for name, uri in uris.items():

@@ -5,8 +5,9 @@
   temp copy under ``<main repo>/.dvc/tmp/exps/``, so the main repo above it is used instead.
 - ``MLFLOW_TRACKING_URI`` overrides the store (e.g. a tracking server).
 - One MLflow experiment per study; tags ``dvc.stage``, ``dvc.exp_name``, ``dvc.baseline_rev``,
-  the git commit and ``host`` (the machine that ran the stage).  The experiment is the
-  study's name (``kmnist``, ``checker``, ``seq``); the report stage's runs go to
+  the git commit, ``host`` and, from the stage skeleton, ``host.cpu``, ``host.name`` and
+  ``host.cores`` (the machine that ran the stage: never in a DVC-hashed output).  The
+  experiment is the study's name (``kmnist``, ``checker``, ``seq``); the report stage's runs go to
   ``report-builds``, described (like each study) in the experiment's description; a run's
   name says what differs: the stage and the DVC experiment, or the params that differ from
   the committed params.yaml.

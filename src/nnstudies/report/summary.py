@@ -21,7 +21,7 @@ def params_diff(root: Path, params_path: Path) -> list[tuple[str, str, str]]:
 # What the pipeline's results are made from (dvc.yaml's deps and params live here): the commit
 # behind a report is the last one that touched these.  Committing the results afterwards, or a
 # test, doc or README, changes none of them, so a regeneration in a fresh clone names the same.
-INPUTS = ("src", "stages", "params.yaml", "dvc.yaml", "gates.yaml", "data")
+INPUTS = ("src", "stages", "params.yaml", "dvc.yaml", "gates.yaml", "numerics.txt", "data")
 
 
 def code_version(root: Path) -> dict:

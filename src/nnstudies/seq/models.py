@@ -3,11 +3,17 @@
 Every parameter has a leading restart dimension.  ``forward`` assembles block-diagonal
 recurrent weights (restart r owns units r*hid .. (r+1)*hid - 1) and runs torch's fused
 recurrent kernel, so the time loop runs in C++; the off-block entries are constants (zero),
-so each restart gets exactly its own gradient.  ``unrolled`` is the course's plain
-per-step loop: the reference, the way to read the LSTM's context (cell) units, and the
-formulation in which R stacked restarts train bit for bit like R separate runs (the fused
-kernel's matrix products sum in an order that depends on the stacked width, so there the
-agreement is to float32 rounding).
+so each restart gets exactly its own gradient (changing one restart leaves the others'
+training bit-identical; tested).  ``unrolled`` is the course's plain per-step loop: the
+reference and the way to read the LSTM's context (cell) units.
+
+R stacked restarts and R separate runs are two tensor shapes, for which torch may pick two
+kernels, so with either torch formulation they agree to an ulp or so per step, not bit for
+bit (tests/test_seq.py bounds it): ``unrolled`` gave identical weights on an Intel Xeon but
+1-ulp differences on an AMD EPYC (MKL's batched products); the fused kernel's matrix
+products sum in an order that depends on the stacked width (up to 1.6e-6 after 4 steps).
+Only the compiled kernel (seq/compiled.py) trains a restart bit for bit alike alone or
+stacked.
 
 Shapes: inputs x are (T, batch, in); hidden/context are (T, batch, R, hid); logits are
 (T, batch, R, out).
@@ -62,8 +68,8 @@ class Stacked(nn.Module):
         return units["hidden"], logits
 
     def readout(self, hidden: torch.Tensor) -> torch.Tensor:
-        """logits = h V + out_bias per restart, as one bmm with the bias folded in: each
-        restart's product and gradient then come from the same kernel whatever R is."""
+        """logits = h V + out_bias per restart, as one bmm with the bias folded in: one
+        kernel for every restart (its summation order may still depend on R; see above)."""
         T, N, R, H = hidden.shape
         h = hidden.reshape(T * N, R, H).transpose(0, 1)
         h = torch.cat([h, h.new_ones(R, T * N, 1)], -1)
