@@ -116,9 +116,13 @@ def test_profile_command_refuses_a_path_in_one_line(workdir):
 # ---- 13: broken params.yaml or profile files ---------------------------------------------
 
 
+IN_WEIGHT = "    in_weight:            # 4 units x 2 inputs\n" + "    - - 1.0\n      - 1.0\n" * 4
+
+
 def _unclosed(text: str) -> str:
-    return text.replace("in_weight: [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]",
-                        "in_weight: [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]", 1)
+    """The hand net's block list typed as a flow list whose closing bracket is missing."""
+    assert IN_WEIGHT in text
+    return text.replace(IN_WEIGHT, "    in_weight: [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]\n", 1)
 
 
 @pytest.mark.parametrize("params_text,profile_text,expected", [
@@ -193,8 +197,7 @@ def test_stage_line_shows_the_value_in_yaml_words(tmp_path, text, word):
 
 def test_unclosed_bracket_is_reported_on_its_own_line(tmp_path):
     src = (ROOT / "params.yaml").read_text()
-    n = 1 + src.splitlines().index(
-        "    in_weight: [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]")
+    n = 1 + src.splitlines().index(IN_WEIGHT.splitlines()[0])
     (tmp_path / "params.yaml").write_text(_unclosed(src))
     with pytest.raises(params.ParamError) as err:
         params.read(tmp_path / "params.yaml")

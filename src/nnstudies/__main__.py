@@ -30,6 +30,13 @@ def _compare(args) -> int:
     return 0
 
 
+def _exp(args) -> int:
+    from nnstudies import exptable
+
+    print(exptable.show(args.study))
+    return 0
+
+
 def _flush(args) -> int:
     from nnstudies import tracking
 
@@ -80,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", metavar="NAME", help="only this DVC experiment ('' = workspace)")
     p.add_argument("--metrics", metavar="A,B", help="metric columns (default: all)")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("exp", help="DVC's experiments, one table per study that fits 160 columns: "
+                                   "name, the params that differ, the key metrics (rounded)")
+    p.add_argument("study", nargs="?", help="kmnist, checker, seq or sweep (default: the studies "
+                                            "whose params or key metrics differ between the rows)")
+    p.set_defaults(func=_exp)
 
     p = sub.add_parser("flush", help="send the runs waiting in the outbox to MLflow, and wait")
     p.add_argument("--drop", action="store_true",

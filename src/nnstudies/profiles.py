@@ -1,8 +1,8 @@
 """Profiles: named sets of param overrides (profiles/<name>.yaml) merged into params.yaml.
 
 ``nnstudies profile ci`` rewrites params.yaml with the CI profile's values, keeping its
-comments (ruamel.yaml round-trip), and sets the top-level ``profile`` key so the gate
-knows which bounds of gates.yaml apply.  The result is validated before it is written.
+comments (ruamel.yaml round-trip, in the style `dvc exp run -S` writes), and sets the top-level
+``profile`` key so the gate knows which bounds of gates.yaml apply.  The result is validated before it is written.
 """
 
 from __future__ import annotations
@@ -41,11 +41,13 @@ def apply(name: str, params_path: str | Path = "params.yaml", profiles_dir: str 
         raise UserError(f"profile {yamlfile.show(name)}: {what} (available in {profiles_dir}/: "
                         f"{', '.join(available(profiles_dir)) or 'none'})")
     params.read(params_path)  # a missing, empty or invalid params.yaml: one line
+    # The writer `dvc exp run -S` uses (dvc.utils.serialize._yaml: a round trip, block style,
+    # lists set anew, 80 columns), so a profile switch and an experiment both change only the
+    # lines of the values they set (tests/test_params_style.py).
     yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never fold a line of params.yaml
+    yaml.default_flow_style = False
     doc = yamlfile.read(params_path, params.ParamError, yaml)  # the same file, comments kept
-    overrides = yamlfile.read(profile_path, UserError, yaml)
+    overrides = yamlfile.read(profile_path, UserError)  # plain values: lists come out in block style
     if overrides is None:  # empty, or only comments: the profile changes only `profile`
         overrides = {}
     if not isinstance(overrides, dict):
