@@ -8,6 +8,7 @@ significant digits (the last digits are float noise between CPU paths anyway).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -62,8 +63,6 @@ def dvc_rows(cwd=None) -> list[Row]:
         where = Path(cwd or ".").resolve()
         raise UserError(f"`dvc exp show` failed in {where}: {said[-1] if said else f'exit {proc.returncode}'}"
                         " (run `nnstudies exp` inside a clone of this project)")
-    import json
-
     rows = []
     for baseline in json.loads(proc.stdout):
         rev = baseline["rev"]
