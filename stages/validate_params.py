@@ -20,7 +20,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from nnstudies import atomic, cli, params, yamlfile
+from nnstudies import atomic, cli, gitrepo, params, yamlfile
 from nnstudies.errors import UserError
 from nnstudies.kmnist.data import OFFICIAL
 from nnstudies.kmnist.sizes import check_memory
@@ -38,8 +38,10 @@ def restore_hint(key: str | None) -> str:
     if exp and root and Path(root).resolve() != Path.cwd().resolve():
         return (f"{NOTHING_RAN}; this experiment ran in a temporary copy (--temp or --queue): "
                 "your params.yaml is unchanged, run it again with an allowed value")
-    said = NOTHING_RAN + (", but `dvc exp run -S` has written its values into params.yaml, "
-                          "reformatting the file" if exp else "")
+    said = NOTHING_RAN + (", but `dvc exp run -S` has written its values into params.yaml"
+                          if exp else "")
+    if exp:
+        gitrepo.make_edit_visible("params.yaml")
     committed = _committed()
     try:
         current = params.flatten(params.read("params.yaml"))

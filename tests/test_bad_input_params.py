@@ -51,7 +51,7 @@ def test_exp_run_bad_value_says_params_yaml_holds_it_and_keeps_the_users_edits(r
     [line] = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
     assert line == ("error: params.yaml: hid = 'abc': must be an integer from 1 to 64 (no other "
                     "stage ran and no result was removed, but `dvc exp run -S` has written its "
-                    "values into params.yaml, reformatting the file; `dvc exp run -S hid=6` (the "
+                    "values into params.yaml; `dvc exp run -S hid=6` (the "
                     "committed value) keeps your other uncommitted changes (kmnist.lin.lr), "
                     "`git checkout params.yaml` would drop them)")
     assert params.read(path)["hid"] == "abc"  # what the line says is true

@@ -62,8 +62,9 @@ def test_bad_value_through_dvc_exp_run_keeps_every_result(repo):
     assert proc.returncode != 0
     assert ("error: params.yaml: checker.hand.scale = -1: must be a number > 0 (no other stage ran "
             "and no result was removed, but `dvc exp run -S` has written its values into "
-            "params.yaml, reformatting the file; `git checkout params.yaml` puts the committed file "
-            "back (it holds no other change))") in proc.stderr
+            "params.yaml; `git checkout params.yaml` puts the committed file back (it holds no "
+            "other change))") in proc.stderr
+    assert run(["git", "status", "--short"], repo).stdout.split() == ["M", "params.yaml"]
     assert "Traceback" not in proc.stderr
     after = tree(repo)
     assert {k: v for k, v in after.items() if k != "data/params.ok"} == \
