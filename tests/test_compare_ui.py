@@ -307,31 +307,6 @@ def project(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_run_names_say_what_differs(project, monkeypatch):
-    run(["git", "init", "-q"], project)
-    (project / "params.yaml").write_text(
-        "hid: 6\nchecker:\n  train:\n    lr: 0.01\n    seed: 0\n    cfg:\n      lr: 1\n")
-    run("git add params.yaml && git -c user.name=t -c user.email=t@t commit -qm p", project)
-    on = {"tracking": {"enabled": True, "required": False}}
-    names = {}
-    for label, exp, train in [("same", "", (6, {"lr": 0.01, "seed": 0})),
-                              ("changed", "", (8, {"lr": 0.02, "seed": 0})),
-                              ("clash", "", (6, {"lr": 0.02, "cfg": {"lr": 1}})),
-                              ("exp", "hid8", (8, {"lr": 0.01, "seed": 0}))]:
-        monkeypatch.setenv("DVC_EXP_NAME", exp)
-        params = {"hid": train[0], "checker": {"train": train[1]}}
-        with tracking.start("checker", "train_checker", {**params, **on}) as r:
-            pass
-        names[label] = r.record_id
-    assert tracking.flush(project).failed == []
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    assert {k: landed_run(client, rid).data.tags["mlflow.runName"] for k, rid in names.items()} == {
-        "same": "train_checker", "changed": "train_checker [hid=8, lr=0.02]",
-        "clash": "train_checker [train.lr=0.02]", "exp": "train_checker (hid8)"}
-
-
 def test_the_sender_migrates_an_old_store_once(project):
     """A store from before: experiments under their old names, no kind, no description."""
     from mlflow.tracking import MlflowClient
