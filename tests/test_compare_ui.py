@@ -250,6 +250,7 @@ def test_ui_serves_the_pipeline_runs_on_loopback_and_stops_by_pid(store, tmp_pat
             f"  {name} {what} {base}/#/experiments/{by_name[name]}/runs?{view.format(mode)}"
             for name in ("kmnist", "checker")
             for what, mode in (("runs:  ", "TABLE"), ("curves:", "CHART"))]
+        assert printed[5].startswith('  In a browser\'s first visit click "Model training" (top left) once')
         kmnist = get_experiment(port, by_name["kmnist"])["tags"]
         assert kmnist["mlflow.experimentKind"] == "custom_model_development"
         assert kmnist["mlflow.note.content"].startswith("Study 1: KMNIST classifiers")

@@ -339,6 +339,12 @@ def ui_lines(base: str, ids: dict[str, str]) -> list[str]:
     return lines
 
 
+# What the server cannot set: MLflow 3.17 takes the UI's mode from the URL (the printed links
+# carry it) or from the browser's stored choice, which only a click on the switch stores.
+UI_HINT = ("  In a browser's first visit click \"Model training\" (top left) once: MLflow remembers "
+           "it, so Compare and Experiments -> a study stay on the training runs, not GenAI.")
+
+
 def ui_env() -> dict:
     """Fast start: no background job runner, no telemetry."""
     return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -381,7 +387,7 @@ def serve(port: int) -> None:
         flush_outbox(root)
         base = uri.rstrip("/")
         print(f"MLflow UI: {base}  (the tracking server in MLFLOW_TRACKING_URI; nothing started)",
-              *ui_lines(base, save_views(uri, root)), sep="\n", flush=True)
+              *ui_lines(base, save_views(uri, root)), UI_HINT, sep="\n", flush=True)
         return
     check_port_free(port)
     flush_outbox(root)
@@ -389,5 +395,5 @@ def serve(port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     lines = ui_lines(base, save_views(uri, root))
     print(f"MLflow UI: {base}  (store {uri}; ready in a few seconds; Ctrl-C stops it)",
-          *lines, sep="\n", flush=True)
+          *lines, UI_HINT, sep="\n", flush=True)
     os.execve(command[0], command, ui_env())
