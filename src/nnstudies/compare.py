@@ -1,8 +1,9 @@
 """Compare pipeline runs in MLflow: a Markdown table of the latest runs, and the local UI.
 
-``latest`` reads the pipeline's MLflow experiments (one per study) with
-``mlflow.search_runs`` and keeps the newest run of each (stage, DVC experiment) pair, so
-the workspace run and every ``dvc exp run`` of a stage sit side by side.  ``ui_command``
+``search`` reads the pipeline's MLflow experiments (one per study) with
+``mlflow.search_runs``; ``latest`` keeps the newest run of each (training stage, DVC
+experiment) pair, so the workspace run and every ``dvc exp run`` of a stage sit side by side,
+and ``restored`` names the run whose outputs DVC restored from its run-cache (it logs none).  ``ui_command``
 is the ``mlflow server`` that ``nnstudies ui`` starts: loopback only, one worker,
 background jobs and telemetry off, against the same store the stages log to.  Both first
 send the runs that wait in the tracking outbox (``tracking.flush``), so that they show
