@@ -390,11 +390,13 @@ def test_compare_names_the_earlier_run_whose_outputs_dvc_restored(project):
                                        {"accuracy": 1.0}, exp, {"hid": hid, "checker": {"train": {"lr": 0.01}}})
     records = {"hid6": checker(6, ""), "hid5": checker(5, "lofty-dado")}
     log_run(project, "kmnist", "train_kmnist@lin", {"test_accuracy": 0.7}, "", {"kmnist": {"lin": {"lr": 0.1}}})
+    log_run(project, "checker", "hand_checker", {"step.accuracy": 1.0}, "", {"checker": {"hand": {"w": 1}}})
     assert tracking.flush(project).failed == []
     ids = run_ids(project, records)
     lock = {"schema": "2.0", "stages": {
         "train_checker": {"cmd": "x", "params": {"params.yaml": {"hid": 6, "checker.train": {"lr": 0.01}}}},
-        "train_kmnist@lin": {"cmd": "x", "params": {"params.yaml": {"kmnist.lin.lr": 0.2}}}}}
+        "train_kmnist@lin": {"cmd": "x", "params": {"params.yaml": {"kmnist.lin.lr": 0.2}}},
+        "hand_checker": {"cmd": "x", "params": {"params.yaml": {"checker.hand": {"w": 2}}}}}}
     (project / "dvc.lock").write_text(json.dumps(lock))  # JSON is YAML
     proc = nnstudies(project, "compare")
     assert proc.returncode == 0, proc.stderr
@@ -405,6 +407,9 @@ def test_compare_names_the_earlier_run_whose_outputs_dvc_restored(project):
                         r"\(no new run\)", lines[lines.index("checker (2 runs)") + 5])
     assert ("train_kmnist@lin: no run in the store has the params of the workspace's outputs "
             "(dvc.lock)") in lines
+    assert "hand_checker" not in proc.stdout  # not a training stage: neither row nor note
+    every = nnstudies(project, "compare", "--all").stdout.splitlines()
+    assert "hand_checker: no run in the store has the params of the workspace's outputs (dvc.lock)" in every
     lock["stages"]["train_checker"]["params"]["params.yaml"]["hid"] = 5  # the newest made them
     (project / "dvc.lock").write_text(json.dumps(lock))
     assert "train_checker:" not in nnstudies(project, "compare").stdout

@@ -27,9 +27,10 @@ def _compare(args) -> int:
 
     metrics = args.metrics.split(",") if args.metrics else None
     runs = compare.search()
-    notes = compare.restored(runs, tracking.repo_root() / "dvc.lock")
-    print(compare.table(compare.latest(args.stage, args.experiment, all_stages=args.all, runs=runs),
-                        metrics, notes=notes))
+    shown = compare.latest(args.stage, args.experiment, all_stages=args.all, runs=runs)
+    stages = set(shown["stage"]) if shown is not None else set()
+    notes = compare.restored(runs, tracking.repo_root() / "dvc.lock", stages)
+    print(compare.table(shown, metrics, notes=notes))
     return 0
 
 

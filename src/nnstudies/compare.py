@@ -3,8 +3,8 @@
 ``search`` reads the pipeline's MLflow experiments (one per study) with
 ``mlflow.search_runs``; ``latest`` keeps the newest run of each (training stage, DVC
 experiment) pair, so the workspace run and every ``dvc exp run`` of a stage sit side by side,
-and ``restored`` names the run whose outputs DVC restored from its run-cache (it logs none).  ``ui_command``
-is the ``mlflow server`` that ``nnstudies ui`` starts: loopback only, one worker,
+and ``restored`` names the run whose outputs DVC restored from its run-cache (it logs none).
+``ui_command`` is the ``mlflow server`` that ``nnstudies ui`` starts: loopback only, one worker,
 background jobs and telemetry off, against the same store the stages log to.  Both first
 send the runs that wait in the tracking outbox (``tracking.flush``), so that they show
 every finished stage.  ``nnstudies ui`` also saves, in each study's experiment, a view of its
@@ -122,19 +122,20 @@ def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: st
     return runs.drop_duplicates(["stage", "exp"])  # newest first, so this keeps the latest
 
 
-def restored(runs, lock_path: Path) -> dict[str, list[str]]:
-    """{study: lines} naming, for each stage of dvc.lock whose newest MLflow run does not have
-    the params its outputs were made with, the earlier run that has them: DVC restored those
-    outputs from its run-cache, which starts no stage and so logs no new run."""
+def restored(runs, lock_path: Path, stages: set[str] | None = None) -> dict[str, list[str]]:
+    """{study: lines} naming, for each stage of dvc.lock (of ``stages``, if given) whose newest
+    MLflow run does not have the params its outputs were made with, the earlier run that has
+    them: DVC restored those outputs from its run-cache, which starts no stage and so logs no
+    new run."""
     from nnstudies.params import flatten
     from nnstudies.yamlfile import read
 
     if runs is None or not lock_path.is_file():
         return {}
-    stages = (read(lock_path) or {}).get("stages") or {}
+    locked = (read(lock_path) or {}).get("stages") or {}
     notes: dict[str, list[str]] = {}
-    for stage, entry in stages.items():
-        mine = runs[runs["stage"] == stage]
+    for stage, entry in locked.items():
+        mine = runs[runs["stage"] == stage] if stages is None or stage in stages else runs[:0]
         wanted = {k: str(v) for k, v in flatten((entry.get("params") or {}).get("params.yaml") or {}).items()}
         if mine.empty or not wanted:
             continue
