@@ -27,10 +27,12 @@ from nnstudies import tracking
 STARTUP_TIMEOUT_S = 60
 
 
-def log_run(root: Path, study: str, stage: str, metrics: dict, exp: str = "") -> str:
+def log_run(root: Path, study: str, stage: str, metrics: dict, exp: str = "",
+            params: dict | None = None) -> str:
     """Record one run in root's outbox; returns its record id."""
     os.environ.update(DVC_ROOT=str(root), DVC_EXP_NAME=exp)
-    with tracking.start(study, stage, {"tracking": {"enabled": True, "required": False}}) as r:
+    with tracking.start(study, stage, {**(params or {}),
+                                       "tracking": {"enabled": True, "required": False}}) as r:
         r.log_metrics(metrics)
     time.sleep(0.01)  # distinct start times: "latest" is decided by them
     return r.record_id
@@ -45,7 +47,8 @@ def run_ids(root: Path, records: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A project folder whose mlflow.db holds five runs of three stages (tests only read it)."""
+    """A project folder whose mlflow.db holds six runs of four stages, one of them no training
+    stage (tests only read it)."""
     root = tmp_path_factory.mktemp("store")
     (root / ".dvc").mkdir()
     with pytest.MonkeyPatch.context() as env:
@@ -60,7 +63,8 @@ def store(tmp_path_factory):
             "lin-exp": log_run(root, "kmnist", "train_kmnist@lin", {"test_accuracy": 0.71},
                                exp="wispy-pads"),
             "conv": log_run(root, "kmnist", "train_kmnist@conv",
-                            {"test_accuracy": 0.93, "test_loss": 0.25}),
+                            {"test_accuracy": 0.93, "test_loss": 0.25, "parameters": 421642}),
+            "fetch": log_run(root, "kmnist", "fetch_kmnist", {"train_images": 8000}),
             "check": log_run(root, "checker", "train_checker", {"accuracy": 1.0}),
         }
     assert tracking.flush(root).failed == []
@@ -98,13 +102,20 @@ def test_compare_latest_run_per_stage_and_experiment(store):
     assert list(found) == ["checker", "kmnist"]
     assert found["checker"] == [["stage", "exp", "run", "started (UTC)", "accuracy"],
                                 ["train_checker", "(workspace)", ids["check"][:8], ANY, "1"]]
-    assert found["kmnist"][0] == ["stage", "exp", "run", "started (UTC)", "test_accuracy", "test_loss"]
-    assert [(r[0], r[1], r[2], r[-2], r[-1]) for r in found["kmnist"][1:]] == [
-        ("train_kmnist@conv", "(workspace)", ids["conv"][:8], "0.93", "0.25"),
-        ("train_kmnist@lin", "wispy-pads", ids["lin-exp"][:8], "0.71", ""),
-        ("train_kmnist@lin", "(workspace)", ids["lin"][:8], "0.69", ""),  # not "old"
+    assert found["kmnist"][0] == ["stage", "exp", "run", "started (UTC)", "test_accuracy", "test_loss",
+                                  "parameters"]
+    # Training stages only (no fetch_kmnist), best test accuracy first, numbers as written.
+    assert [(r[0], r[1], r[2], *r[-3:]) for r in found["kmnist"][1:]] == [
+        ("train_kmnist@conv", "(workspace)", ids["conv"][:8], "0.93", "0.25", "421642"),
+        ("train_kmnist@lin", "wispy-pads", ids["lin-exp"][:8], "0.71", "", ""),
+        ("train_kmnist@lin", "(workspace)", ids["lin"][:8], "0.69", "", ""),  # not "old"
     ]
     assert max(map(len, proc.stdout.splitlines())) <= 160
+    every = nnstudies(root, "compare", "--all")
+    assert every.returncode == 0, every.stderr
+    stages = [(r[0], r[-1]) for r in tables(every.stdout)["kmnist"][1:]]
+    assert len(stages) == 4 and stages[-1] == ("fetch_kmnist", "")  # no test accuracy: last
+
 
 
 def test_compare_sends_the_runs_waiting_in_the_outbox_first(tmp_path, monkeypatch):
@@ -120,7 +131,7 @@ def test_compare_sends_the_runs_waiting_in_the_outbox_first(tmp_path, monkeypatc
         sender.kill()
         sender.wait()
     assert [p.name for p in tracking.pending(tmp_path)] == [record]
-    proc = nnstudies(tmp_path, "compare")
+    proc = nnstudies(tmp_path, "compare", "--all")  # hand_checker trains nothing
     assert proc.returncode == 0, proc.stderr
     assert [r[0] for r in rows(proc.stdout)] == ["hand_checker"] and not tracking.pending(tmp_path)
     assert rows(proc.stdout)[0][2] == run_ids(tmp_path, {"r": record})["r"][:8]
@@ -239,6 +250,7 @@ def test_ui_serves_the_pipeline_runs_on_loopback_and_stops_by_pid(store, tmp_pat
             f"  {name} {what} {base}/#/experiments/{by_name[name]}/runs?{view.format(mode)}"
             for name in ("kmnist", "checker")
             for what, mode in (("runs:  ", "TABLE"), ("curves:", "CHART"))]
+        assert printed[5].startswith('  In a browser\'s first visit click "Model training" (top left) once')
         kmnist = get_experiment(port, by_name["kmnist"])["tags"]
         assert kmnist["mlflow.experimentKind"] == "custom_model_development"
         assert kmnist["mlflow.note.content"].startswith("Study 1: KMNIST classifiers")
@@ -279,7 +291,7 @@ def fake_runs(*params: dict) -> list:
     return [SimpleNamespace(data=SimpleNamespace(params=p)) for p in params]
 
 
-def test_a_view_shows_the_key_params_and_every_param_that_differs():
+def test_a_view_shows_the_params_that_differ_first_then_the_key_params():
     from nnstudies import compare
 
     runs = fake_runs({"hid": "4", "checker.train.lr": "0.01", "checker.train.seed": "0",
@@ -290,8 +302,8 @@ def test_a_view_shows_the_key_params_and_every_param_that_differs():
     assert state["selectedColumns"] == [
         "metrics.`accuracy`", "metrics.`epochs_to_100`", "metrics.`restarts_succeeded`",
         "metrics.`loss`", "metrics.`output_margin`",
-        # not patience, not tracking
-        "params.`checker.train.lr`", "params.`checker.train.seed`", "params.`hid`"]
+        # first the param that differs, then the study's key params; not patience, not tracking
+        "params.`checker.train.seed`", "params.`checker.train.lr`", "params.`hid`"]
     assert state["columnOrder"] == state["selectedColumns"]  # the sort metric first
     assert state["chartsSearchFilter"] == "^(accuracy|loss|restarts_at_100)$"
 
@@ -305,31 +317,6 @@ def project(tmp_path, monkeypatch):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     monkeypatch.setenv("DVC_EXP_NAME", "")
     return tmp_path
-
-
-def test_run_names_say_what_differs(project, monkeypatch):
-    run(["git", "init", "-q"], project)
-    (project / "params.yaml").write_text(
-        "hid: 6\nchecker:\n  train:\n    lr: 0.01\n    seed: 0\n    cfg:\n      lr: 1\n")
-    run("git add params.yaml && git -c user.name=t -c user.email=t@t commit -qm p", project)
-    on = {"tracking": {"enabled": True, "required": False}}
-    names = {}
-    for label, exp, train in [("same", "", (6, {"lr": 0.01, "seed": 0})),
-                              ("changed", "", (8, {"lr": 0.02, "seed": 0})),
-                              ("clash", "", (6, {"lr": 0.02, "cfg": {"lr": 1}})),
-                              ("exp", "hid8", (8, {"lr": 0.01, "seed": 0}))]:
-        monkeypatch.setenv("DVC_EXP_NAME", exp)
-        params = {"hid": train[0], "checker": {"train": train[1]}}
-        with tracking.start("checker", "train_checker", {**params, **on}) as r:
-            pass
-        names[label] = r.record_id
-    assert tracking.flush(project).failed == []
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    assert {k: landed_run(client, rid).data.tags["mlflow.runName"] for k, rid in names.items()} == {
-        "same": "train_checker", "changed": "train_checker [hid=8, lr=0.02]",
-        "clash": "train_checker [train.lr=0.02]", "exp": "train_checker (hid8)"}
 
 
 def test_the_sender_migrates_an_old_store_once(project):
@@ -375,3 +362,54 @@ def test_compare_shows_the_params_that_differ_and_fits_160_columns():
     assert "unlisted" not in header  # not a key metric of the study's view
     assert max(map(len, lines)) <= 160
     assert lines[-1].startswith("(") and "do not fit 160 columns" in lines[-1]
+
+
+def test_compare_sorts_by_the_key_metric_then_its_tie_break_and_prints_numbers_plainly():
+    import pandas as pd
+
+    from nnstudies import compare
+
+    runs = pd.DataFrame({
+        "study": ["checker"] * 4, "stage": ["train_checker"] * 4, "exp": ["a", "b", "c", "d"],
+        "run_id": [c * 32 for c in "abcd"],
+        "start_time": pd.to_datetime([f"2026-11-26 10:0{i}" for i in range(4)]),
+        "metrics.accuracy": [0.889, 1.0, 1.0, None], "metrics.epochs_to_100": [None, 987.0, 421642.0, None],
+        "metrics.loss": [0.0123456789, 1.5e-7, 2.0, None], "params.hid": ["4", "8", "6", "5"]})
+    found = tables("checker\n" + compare.table(runs).split("\n", 1)[1])["checker"]
+    assert found[0] == ["stage", "exp", "run", "started (UTC)", "accuracy", "epochs_to_100", "loss", "hid"]
+    assert [(r[1], *r[4:]) for r in found[1:]] == [  # a tie on accuracy: fewer epochs first
+        ("b", "1", "987", "0.00000015", "8"), ("c", "1", "421642", "2", "6"),
+        ("a", "0.889", "", "0.01235", "4"), ("d", "", "", "", "5")]
+
+
+def test_compare_names_the_earlier_run_whose_outputs_dvc_restored(project):
+    """`dvc exp run -S hid=6` after hid=5 restores hid=6's outputs from DVC's run-cache: no
+    stage runs, so the newest MLflow run (hid=5) is not the one that made the workspace's
+    outputs; dvc.lock's params name the run that did."""
+    checker = lambda hid, exp: log_run(project, "checker", "train_checker",  # noqa: E731
+                                       {"accuracy": 1.0}, exp, {"hid": hid, "checker": {"train": {"lr": 0.01}}})
+    records = {"hid6": checker(6, ""), "hid5": checker(5, "lofty-dado")}
+    log_run(project, "kmnist", "train_kmnist@lin", {"test_accuracy": 0.7}, "", {"kmnist": {"lin": {"lr": 0.1}}})
+    log_run(project, "checker", "hand_checker", {"step.accuracy": 1.0}, "", {"checker": {"hand": {"w": 1}}})
+    assert tracking.flush(project).failed == []
+    ids = run_ids(project, records)
+    lock = {"schema": "2.0", "stages": {
+        "train_checker": {"cmd": "x", "params": {"params.yaml": {"hid": 6, "checker.train": {"lr": 0.01}}}},
+        "train_kmnist@lin": {"cmd": "x", "params": {"params.yaml": {"kmnist.lin.lr": 0.2}}},
+        "hand_checker": {"cmd": "x", "params": {"params.yaml": {"checker.hand": {"w": 2}}}}}}
+    (project / "dvc.lock").write_text(json.dumps(lock))  # JSON is YAML
+    proc = nnstudies(project, "compare")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [r[2] for r in tables(proc.stdout)["checker"][1:]] == [ids["hid5"][:8], ids["hid6"][:8]]
+    assert re.fullmatch(rf"train_checker: the workspace's outputs \(dvc.lock\) are run {ids['hid6'][:8]} "
+                        r"`train_checker` of \d\d-\d\d \d\d:\d\d, restored by DVC from its run-cache "
+                        r"\(no new run\)", lines[lines.index("checker (2 runs)") + 5])
+    assert ("train_kmnist@lin: no run in the store has the params of the workspace's outputs "
+            "(dvc.lock)") in lines
+    assert "hand_checker" not in proc.stdout  # not a training stage: neither row nor note
+    every = nnstudies(project, "compare", "--all").stdout.splitlines()
+    assert "hand_checker: no run in the store has the params of the workspace's outputs (dvc.lock)" in every
+    lock["stages"]["train_checker"]["params"]["params.yaml"]["hid"] = 5  # the newest made them
+    (project / "dvc.lock").write_text(json.dumps(lock))
+    assert "train_checker:" not in nnstudies(project, "compare").stdout

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import landed_run
+from conftest import landed_run, run
 from nnstudies import tracking
 
 ON = {"tracking": {"enabled": True, "required": False}}
@@ -173,3 +173,39 @@ def test_leftovers_of_killed_writers_and_senders_are_swept(root):
         (path / "record.json").write_text(json.dumps({}))
     assert tracking.pending(root) == []
     assert not dead.exists() and not sent.exists() and alive.exists()
+
+
+def test_run_names_say_what_differs_whatever_dvc_named_the_experiment(root, monkeypatch):
+    """Named by the params that differ from the baseline's params.yaml (HEAD's, or the
+    commit a queued experiment was queued on); DVC's automatic name is kept as a tag."""
+    git = "git -c user.name=t -c user.email=t@t"
+    run(["git", "init", "-q"], root)
+    (root / "params.yaml").write_text(
+        "hid: 6\nchecker:\n  train:\n    lr: 0.01\n    seed: 0\n    cfg:\n      lr: 1\n")
+    run(f"git add params.yaml && {git} commit -qm p", root)
+    baseline = run(["git", "rev-parse", "HEAD"], root).stdout.strip()
+    (root / "params.yaml").write_text("hid: 5\nchecker:\n  train:\n    lr: 0.01\n    seed: 0\n")
+    run(f"{git} commit -qam moved-on", root)  # HEAD moved on after the queueing
+    names = {}
+    for label, exp, base, hid, train in [
+            ("same", "", "", 5, {"lr": 0.01, "seed": 0}),
+            ("changed", "", "", 8, {"lr": 0.02, "seed": 0}),
+            ("clash", "", "", 5, {"lr": 0.02, "cfg": {"lr": 1}}),
+            ("many", "", baseline, 8, {"lr": 0.02, "seed": 1, "cfg": {"lr": 2}}),
+            ("auto-named exp", "azure-nosh", "", 4, {"lr": 0.01, "seed": 0}),
+            ("queued on the baseline", "hid4", baseline, 4, {"lr": 0.01, "seed": 0}),
+            ("exp, no param changed", "code-fix", "", 5, {"lr": 0.01, "seed": 0})]:
+        monkeypatch.setenv("DVC_EXP_NAME", exp)
+        monkeypatch.setenv("DVC_EXP_BASELINE_REV", base)
+        with tracking.start("checker", "train_checker", {"hid": hid, "checker": {"train": train}, **ON}) as r:
+            pass
+        names[label] = r.record_id
+    assert tracking.flush(root).failed == []
+    landed = {k: landed_run(client(root), rid).data.tags for k, rid in names.items()}
+    assert {k: tags["mlflow.runName"] for k, tags in landed.items()} == {
+        "same": "train_checker", "changed": "train_checker hid=8 lr=0.02",
+        "clash": "train_checker train.lr=0.02", "many": "train_checker hid=8 train.lr=0.02 seed=1 ...",
+        "auto-named exp": "train_checker hid=4", "queued on the baseline": "train_checker hid=4",
+        "exp, no param changed": "train_checker (code-fix)"}
+    assert landed["auto-named exp"]["dvc.exp_name"] == "azure-nosh"
+    assert landed["queued on the baseline"]["dvc.baseline_rev"] == baseline

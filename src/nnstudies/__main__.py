@@ -23,10 +23,14 @@ def _gate(args) -> int:
 
 
 def _compare(args) -> int:
-    from nnstudies import compare
+    from nnstudies import compare, tracking
 
     metrics = args.metrics.split(",") if args.metrics else None
-    print(compare.table(compare.latest(args.stage, args.experiment), metrics))
+    runs = compare.search()
+    shown = compare.latest(args.stage, args.experiment, all_stages=args.all, runs=runs)
+    stages = set(shown["stage"]) if shown is not None else set()
+    notes = compare.restored(runs, tracking.repo_root() / "dvc.lock", stages)
+    print(compare.table(shown, metrics, notes=notes))
     return 0
 
 
@@ -82,10 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "diff): each may move by its kind's tolerance in gates.yaml, either way")
     p.set_defaults(func=_gate)
 
-    p = sub.add_parser("compare", help="Markdown table of the latest MLflow run per stage")
+    p = sub.add_parser("compare", help="Markdown table of the latest MLflow run per training stage, "
+                                       "best first; which run made the workspace's outputs")
     p.add_argument("--stage", metavar="PREFIX", help="only stages whose name starts with this")
     p.add_argument("--experiment", metavar="NAME", help="only this DVC experiment ('' = workspace)")
-    p.add_argument("--metrics", metavar="A,B", help="metric columns (default: all)")
+    p.add_argument("--metrics", metavar="A,B", help="metric columns (default: the study's key metrics)")
+    p.add_argument("--all", action="store_true", help="every stage, not only the training ones")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("exp", help="DVC's experiments, one table per study that fits 160 columns: "

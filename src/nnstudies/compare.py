@@ -1,9 +1,10 @@
 """Compare pipeline runs in MLflow: a Markdown table of the latest runs, and the local UI.
 
-``latest`` reads the pipeline's MLflow experiments (one per study) with
-``mlflow.search_runs`` and keeps the newest run of each (stage, DVC experiment) pair, so
-the workspace run and every ``dvc exp run`` of a stage sit side by side.  ``ui_command``
-is the ``mlflow server`` that ``nnstudies ui`` starts: loopback only, one worker,
+``search`` reads the pipeline's MLflow experiments (one per study) with
+``mlflow.search_runs``; ``latest`` keeps the newest run of each (training stage, DVC
+experiment) pair, so the workspace run and every ``dvc exp run`` of a stage sit side by side,
+and ``restored`` names the run whose outputs DVC restored from its run-cache (it logs none).
+``ui_command`` is the ``mlflow server`` that ``nnstudies ui`` starts: loopback only, one worker,
 background jobs and telemetry off, against the same store the stages log to.  Both first
 send the runs that wait in the tracking outbox (``tracking.flush``), so that they show
 every finished stage.  ``nnstudies ui`` also saves, in each study's experiment, a view of its
@@ -69,11 +70,13 @@ def flush_outbox(root: Path | None = None) -> None:
               file=sys.stderr)
 
 
-def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: str | None = None):
-    """DataFrame of the newest run per (stage, exp name), sorted by stage then start time.
+def search(uri: str | None = None):
+    """DataFrame of every pipeline run in the store, newest first, with its ``study`` (its
+    experiment), ``stage`` and ``exp`` (DVC experiment name, "" for the workspace); None when
+    there is none.
 
     Runs are found by their ``dvc.stage`` tag in every experiment of the store (the report's
-    builds excepted), so no study can be missed; ``study`` is the run's experiment."""
+    builds excepted), so no study can be missed."""
     uri = uri or tracking.tracking_uri()
     _require_server(uri)
     flush_outbox()
@@ -92,23 +95,76 @@ def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: st
         return None
     names = {e.experiment_id: e.name for e in experiments}
     exp = runs["tags.dvc.exp_name"].fillna("") if "tags.dvc.exp_name" in runs else ""
-    runs = runs.assign(study=runs["experiment_id"].map(names),
+    return runs.assign(study=runs["experiment_id"].map(names),
                        stage=runs["tags.dvc.stage"].fillna(""), exp=exp)
+
+
+def training(study: str, stage: str) -> bool:
+    """A stage that trains a net: its study's view says which (else a ``train_`` stage)."""
+    view = VIEWS.get(study)
+    return fnmatch.fnmatchcase(stage, view.stages.replace("%", "*")) if view else \
+        stage.startswith("train_")
+
+
+def latest(stage_prefix: str | None = None, exp_name: str | None = None, uri: str | None = None,
+           all_stages: bool = False, runs=None):
+    """The newest run per (stage, exp name) of the training stages (``all_stages``: of every
+    stage), from ``runs`` (``search``'s frame) or the store."""
+    runs = search(uri) if runs is None else runs
+    if runs is None:
+        return None
+    if not all_stages:
+        runs = runs[[training(study, stage) for study, stage in zip(runs["study"], runs["stage"])]]
     if stage_prefix:
         runs = runs[runs["stage"].str.startswith(stage_prefix)]
     if exp_name is not None:
         runs = runs[runs["exp"] == exp_name]
-    runs = runs.drop_duplicates(["stage", "exp"])  # newest first, so this keeps the latest
-    return runs.sort_values(["study", "stage", "start_time"], ascending=[True, True, False])
+    return runs.drop_duplicates(["stage", "exp"])  # newest first, so this keeps the latest
+
+
+def restored(runs, lock_path: Path, stages: set[str] | None = None) -> dict[str, list[str]]:
+    """{study: lines} naming, for each stage of dvc.lock (of ``stages``, if given) whose newest
+    MLflow run does not have the params its outputs were made with, the earlier run that has
+    them: DVC restored those outputs from its run-cache, which starts no stage and so logs no
+    new run."""
+    from nnstudies.params import flatten
+    from nnstudies.yamlfile import read
+
+    if runs is None or not lock_path.is_file():
+        return {}
+    locked = (read(lock_path) or {}).get("stages") or {}
+    notes: dict[str, list[str]] = {}
+    for stage, entry in locked.items():
+        mine = runs[runs["stage"] == stage] if stages is None or stage in stages else runs[:0]
+        wanted = {k: str(v) for k, v in flatten((entry.get("params") or {}).get("params.yaml") or {}).items()}
+        if mine.empty or not wanted:
+            continue
+        same = [all(row.get(f"params.{k}") == v for k, v in wanted.items())
+                for row in mine.to_dict("records")]
+        if same[0]:
+            continue  # the newest run made them
+        study = mine["study"].iloc[0]
+        if any(same):
+            run = mine[same].iloc[0]
+            name = run.get("tags.mlflow.runName") or stage
+            notes.setdefault(study, []).append(
+                f"{stage}: the workspace's outputs (dvc.lock) are run {run['run_id'][:8]} `{name}` of "
+                f"{run['start_time']:%m-%d %H:%M}, restored by DVC from its run-cache (no new run)")
+        else:
+            notes.setdefault(study, []).append(
+                f"{stage}: no run in the store has the params of the workspace's outputs (dvc.lock)")
+    return notes
 
 
 WIDTH = 160  # a terminal: every table of `nnstudies compare` fits it
 
 
-def table(runs, metrics: list[str] | None = None, width: int = WIDTH) -> str:
-    """One Markdown table per study: stage, exp name, run id, its key metrics first (the
-    study's view, else the chosen ``metrics``), then the params that differ between its runs,
-    as many columns as fit ``width``; the rest are named below the table."""
+def table(runs, metrics: list[str] | None = None, width: int = WIDTH,
+          notes: dict[str, list[str]] | None = None) -> str:
+    """One Markdown table per study, best first (its view's ``sort`` metric, then ``then``):
+    stage, exp name, run id, its key metrics first (the study's view, else the chosen
+    ``metrics``), then the params that differ between its runs, as many columns as fit
+    ``width``; the rest are named below the table, then the study's ``notes``."""
     if runs is None or len(runs) == 0:
         return "no pipeline runs found"
     available = sorted(c[len("metrics."):] for c in runs.columns if c.startswith("metrics."))
@@ -117,7 +173,8 @@ def table(runs, metrics: list[str] | None = None, width: int = WIDTH) -> str:
         raise UserError(f"no metric '{missing[0]}' in these runs (known: {', '.join(available)})")
     parts = []
     for study, group in runs.groupby("study", sort=True):
-        parts.append(_study_table(study, group, metrics, width))
+        parts.append("\n".join([_study_table(study, group, metrics, width),
+                                 *(notes or {}).get(study, [])]))
     return "\n\n".join(parts)
 
 
@@ -126,6 +183,11 @@ def _study_table(study: str, runs, metrics: list[str] | None, width: int) -> str
 
     view = VIEWS.get(study)
     has = lambda col: col in runs and runs[col].notna().any()  # noqa: E731
+    if view:  # best first; runs without the metric (a stage of --all) last, newest first
+        order = [(f"metrics.{m}", up) for m, up in ((view.sort, False), (view.then, True))
+                 if has(f"metrics.{m}")]
+        runs = runs.sort_values([c for c, _ in order] + ["start_time"],
+                                ascending=[up for _, up in order] + [False], na_position="last")
     keys = metrics or [m for m in (view.metrics if view else ()) if has(f"metrics.{m}")] or \
         [c[len("metrics."):] for c in runs.columns if c.startswith("metrics.") and has(c)]
     differing = [c for c in runs.columns if c.startswith("params.") and not c.startswith(
@@ -149,7 +211,15 @@ def _study_table(study: str, runs, metrics: list[str] | None, width: int) -> str
 
 
 def _number(value) -> str:
-    return "" if value is None or value != value else f"{value:.4g}"
+    """Plainly, as a reader writes it: 421642 (not 4.216e+05), 0.889, 0.0015; 4 significant
+    digits, whole numbers from 1000 on."""
+    import numpy as np
+
+    if value is None or value != value:
+        return ""
+    if abs(value) >= 1000 or float(value).is_integer():
+        return f"{value:.0f}"
+    return np.format_float_positional(value, precision=4, unique=False, fractional=False, trim="-")
 
 
 def _short(key: str) -> str:
@@ -166,11 +236,13 @@ def _markdown(frame) -> str:
 @dataclass(frozen=True)
 class View:
     """What the runs page of one study shows: its training runs (``stages``, a LIKE pattern on
-    the tag dvc.stage), best first by ``sort`` (higher is better), ``metrics`` and ``params``
+    the tag dvc.stage), best first by ``sort`` (higher is better; ties by ``then``, lower is
+    better: MLflow's UI sorts by one column only), ``metrics`` and ``params``
     as columns (fnmatch patterns; every param that differs between the runs joins them), and
     the per-epoch ``curves`` as charts."""
     stages: str
     sort: str
+    then: str
     metrics: tuple[str, ...]
     params: tuple[str, ...]
     curves: tuple[str, ...]
@@ -178,19 +250,19 @@ class View:
 
 VIEWS = {
     "kmnist": View(
-        "train_kmnist@%", "test_accuracy",
+        "train_kmnist@%", "test_accuracy", "test_loss",
         ("test_accuracy", "test_loss", "train_loss", "parameters"),
         ("kmnist.train.epochs", "kmnist.*.lr", "kmnist.full.hidden", "kmnist.conv.channels?",
          "kmnist.conv.fc"),
         ("test_accuracy", "test_loss", "train_loss")),
     "checker": View(
-        "train_checker", "accuracy",
+        "train_checker", "accuracy", "epochs_to_100",
         ("accuracy", "epochs_to_100", "restarts_succeeded", "loss", "output_margin"),
         ("hid", "checker.train.act", "checker.train.init", "checker.train.lr",
          "checker.train.restarts"),
         ("accuracy", "loss", "restarts_at_100")),
     "seq": View(
-        "train_seq@%", "success_count",
+        "train_seq@%", "success_count", "test.error",
         ("success_count", "test.error", "test.final", "test.separation", "validation.error"),
         ("seq.*.model", "seq.*.hid", "seq.train.lr", "seq.train.restarts"),
         ("error", "final", "loss", "separation")),
@@ -213,8 +285,10 @@ def view_state(view: View, runs) -> dict:
     for run in runs:
         for key, value in run.data.params.items():
             values.setdefault(key, set()).add(value)
-    params = [k for k in sorted(values) if not k.startswith("tracking.") and
-              (len(values[k]) > 1 or any(fnmatch.fnmatchcase(k, p) for p in view.params))]
+    keys = [k for k in sorted(values) if not k.startswith("tracking.")]
+    differing = [k for k in keys if len(values[k]) > 1]  # first: what tells the runs apart
+    params = differing + [k for k in keys if k not in differing and
+                          any(fnmatch.fnmatchcase(k, p) for p in view.params)]
     columns = [column("metrics", m) for m in view.metrics] + [column("params", p) for p in params]
     return {"searchFilter": f"tags.`dvc.stage` LIKE '{view.stages}'",
             "orderByKey": column("metrics", view.sort), "orderByAsc": False,
@@ -267,6 +341,12 @@ def ui_lines(base: str, ids: dict[str, str]) -> list[str]:
     return lines
 
 
+# What the server cannot set: MLflow 3.17 takes the UI's mode from the URL (the printed links
+# carry it) or from the browser's stored choice, which only a click on the switch stores.
+UI_HINT = ("  In a browser's first visit click \"Model training\" (top left) once: MLflow remembers "
+           "it, so Compare and Experiments -> a study stay on the training runs, not GenAI.")
+
+
 def ui_env() -> dict:
     """Fast start: no background job runner, no telemetry."""
     return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -309,7 +389,7 @@ def serve(port: int) -> None:
         flush_outbox(root)
         base = uri.rstrip("/")
         print(f"MLflow UI: {base}  (the tracking server in MLFLOW_TRACKING_URI; nothing started)",
-              *ui_lines(base, save_views(uri, root)), sep="\n", flush=True)
+              *ui_lines(base, save_views(uri, root)), UI_HINT, sep="\n", flush=True)
         return
     check_port_free(port)
     flush_outbox(root)
@@ -317,5 +397,5 @@ def serve(port: int) -> None:
     base = f"http://127.0.0.1:{port}"
     lines = ui_lines(base, save_views(uri, root))
     print(f"MLflow UI: {base}  (store {uri}; ready in a few seconds; Ctrl-C stops it)",
-          *lines, sep="\n", flush=True)
+          *lines, UI_HINT, sep="\n", flush=True)
     os.execve(command[0], command, ui_env())

@@ -9,8 +9,8 @@
   ``host.cores`` (the machine that ran the stage: never in a DVC-hashed output).  The
   experiment is the study's name (``kmnist``, ``checker``, ``seq``); the report stage's runs go to
   ``report-builds``, described (like each study) in the experiment's description; a run's
-  name says what differs: the stage and the DVC experiment, or the params that differ from
-  the committed params.yaml.
+  name says what differs: the stage and the params that differ from the experiment's
+  baseline (or HEAD's) params.yaml, ``train_checker hid=4``, whatever DVC named the experiment.
 - ``NNSTUDIES_TRACKING=off`` (unit tests) or ``tracking.enabled: false`` switches logging off.
 
 The outbox: importing mlflow and opening its store costs a stage seconds, so when a tracking
@@ -73,9 +73,10 @@ NOTES = {  # the description (mlflow.note.content) the UI shows above each exper
                        "with reports/report.md and report.html as artifacts. The studies are "
                        "kmnist, checker and seq.",
 }
-NOTE_TAIL = (" A run is named after its stage and DVC experiment, or the params that differ from "
-             "the committed params.yaml. `nnstudies ui` prints links to views of the runs (key "
-             "params and metrics) and of their per-epoch curves.")
+NOTE_TAIL = (" A run is named after its stage and the params that differ from the committed "
+             "params.yaml (the DVC experiment's name is its tag dvc.exp_name). `nnstudies ui` "
+             "prints links to views of the runs (key params and metrics) and of their per-epoch "
+             "curves.")
 # What the MLflow UI calls an experiment's kind.  MLflow 3.x reads it from the experiment tag
 # `mlflow.experimentKind` (mlflow/server/js/src/experiment-tracking/utils/ExperimentKindUtils.ts,
 # EXPERIMENT_KIND_TAG_KEY) and opens an experiment on its Runs tab for every kind but
@@ -121,13 +122,30 @@ def _switched_on(name: str, default: str) -> bool:
     return os.environ.get(name, default).lower() not in ("off", "0", "false", "no", "")
 
 
+def _baseline_params(root: Path) -> dict:
+    """The params a run is compared with: its DVC experiment's baseline commit (a queued
+    experiment may run after HEAD moved on), else HEAD's params.yaml; flattened."""
+    from nnstudies.params import flatten
+    from nnstudies.yamlfile import parse
+
+    baseline = os.environ.get("DVC_EXP_BASELINE_REV", "")
+    if not baseline:
+        return gitrepo.committed_params(root)
+    text = gitrepo.output(root, "show", f"{baseline}:params.yaml")
+    try:
+        data = parse(text, f"{baseline[:8]}:params.yaml") if text else None
+    except UserError:
+        return {}
+    return flatten(data) if isinstance(data, dict) else {}
+
+
 def _run_name(stage: str, exp_name: str, params: dict, root: Path) -> str:
-    """What tells this run from the stage's others: ``stage (exp name)`` for a DVC experiment,
-    else ``stage [key=value, ...]`` with the params that differ from HEAD's params.yaml, each
-    key by the shortest dotted suffix that names it among the stage's params (``lr=0.05``)."""
-    if exp_name:
-        return f"{stage} ({exp_name})"
-    committed = gitrepo.committed_params(root)
+    """What tells this run from the stage's others: ``stage key=value ...`` with the params
+    that differ from the baseline's params.yaml (``train_checker hid=4``), each key by the
+    shortest dotted suffix that names it among the stage's params (``lr=0.05``), whatever
+    name DVC gave the experiment (that stays in the tag dvc.exp_name).  When no param
+    differs: ``stage (exp name)`` for a DVC experiment (code changed), else ``stage``."""
+    committed = _baseline_params(root)
 
     def short(key: str) -> str:
         parts = key.split(".")
@@ -135,9 +153,9 @@ def _run_name(stage: str, exp_name: str, params: dict, root: Path) -> str:
                      if not any(k != key and (k == s or k.endswith("." + s)) for k in params)), key)
 
     changed = [f"{short(k)}={v}" for k, v in params.items() if k in committed and committed[k] != v]
-    if not changed:
-        return stage
-    return f"{stage} [{', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}]"
+    if changed:
+        return " ".join([stage, *changed[:3], *(["..."] if len(changed) > 3 else [])])
+    return f"{stage} ({exp_name})" if exp_name else stage
 
 
 def sqlite_path(uri: str) -> Path | None:
