@@ -41,6 +41,13 @@ def _exp(args) -> int:
     return 0
 
 
+def _plots(args) -> int:
+    from nnstudies import plotsview
+
+    print(plotsview.show(args.revs, args.out, args.json))
+    return 0
+
+
 def _flush(args) -> int:
     from nnstudies import tracking
 
@@ -99,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", nargs="?", help="kmnist, checker, seq or sweep (default: the studies "
                                             "whose params or key metrics differ between the rows)")
     p.set_defaults(func=_exp)
+
+    p = sub.add_parser("plots", help="`dvc plots diff` of the views declared in dvc.yaml's "
+                                     "top-level plots only (no results JSON, no twins)")
+    p.add_argument("revs", nargs="*", metavar="REV", help="revisions or experiment names "
+                   "(none: HEAD and the workspace, as `dvc plots diff`)")
+    p.add_argument("-o", "--out", default="dvc_plots", help="folder of the page (default dvc_plots)")
+    p.add_argument("--json", action="store_true", help="print DVC's JSON of the panels instead")
+    p.set_defaults(func=_plots)
 
     p = sub.add_parser("flush", help="send the runs waiting in the outbox to MLflow, and wait")
     p.add_argument("--drop", action="store_true",
