@@ -3,6 +3,7 @@ rule and the restarts table, the hand-designed net, lines, hidden codes, the sca
 course logs, and both stages in process."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -216,8 +217,10 @@ def test_train_checker_stage_writes_metrics_results_and_files(staged):
     kept = results["restarts"][results["kept"]["restart"]]
     assert kept["kept"] and kept["outcome"] == train.MET_RULE
     files = sorted(p.name for p in (staged / "plots/train_checker").iterdir())
-    assert files == sorted(["check.png", "history.csv", "history.png", "init_6.png", "lines.png",
-                            "out_6.png"] + [f"hid_6_{i}.png" for i in range(6)])
+    # the same names whatever hid: no file of another width can linger after `dvc exp apply`
+    assert files == sorted(["check.png", "history.csv", "history.png", "init.png", "lines.png",
+                            "out.png", "hidden.png"])
+    assert sorted(results["figures"].values()) == [f for f in files if f.endswith(".png")]
     log = (staged / "logs/train_checker/train.log").read_text()
     assert log.startswith("ep:  100 loss: ") and "Final Accuracy:  100.0" in log
     assert (staged / "models/checker.pt").exists()
@@ -232,7 +235,10 @@ def test_hand_checker_stage_writes_the_design_and_the_scale_sweep(staged):
     sweep = results["scale_sweep"]
     assert len(sweep["params"]) == len(sweep["scales"]) and sweep["scales"][0] == 1.0
     assert [c["active"] for c in results["hidden_codes"]] == [0, 1, 2, 1, 2, 3, 2, 3, 4]
-    assert (staged / "plots/hand_checker/scale.png").exists()
+    files = sorted(p.name for p in (staged / "plots/hand_checker").iterdir())
+    assert files == sorted(["check.png", "lines.png", "scale.png", "step_hidden.png", "step_out.png",
+                            "sigmoid_hidden.png", "sigmoid_out.png"])
+    assert sorted(results["figures"].values()) == files
     assert "Initial Accuracy:  100.0" in (staged / "logs/hand_checker/hand.log").read_text()
 
 
@@ -320,3 +326,6 @@ def test_the_whole_section_renders_from_results_alone(staged):
     text = document.markdown(blocks, staged)
     assert "### Q1" in text and "### Q2" in text and "### Q3" in text
     assert "plots/train_checker/lines.png" in text and "plots/hand_checker/scale.png" in text
+    linked = set(re.findall(r"plots/\w+/\w+\.png", text))
+    assert {"plots/train_checker/hidden.png", "plots/hand_checker/sigmoid_hidden.png"} <= linked
+    assert all((staged / path).is_file() for path in linked)

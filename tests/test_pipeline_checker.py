@@ -20,8 +20,10 @@ def test_checker_stages_then_hid_5_reruns_only_the_trained_net(repo):
     handed = json.loads((repo / "metrics/hand_checker.json").read_text())
     assert handed["step"]["accuracy"] == 1.0 and handed["sigmoid"]["accuracy"] == 1.0
     plots = repo / "plots/train_checker"
-    assert sorted(p.name for p in plots.glob("hid_*")) == [f"hid_6_{i}.png" for i in range(6)]
-    assert (repo / "plots/hand_checker/sigmoid_out_4.png").exists()
+    figures = ["check.png", "hidden.png", "history.png", "init.png", "lines.png", "out.png"]
+    assert sorted(p.name for p in plots.glob("*.png")) == figures
+    assert (repo / "plots/hand_checker/sigmoid_out.png").exists()
+    hidden_6 = (plots / "hidden.png").read_bytes()
 
     # MLflow: one run per stage in the study's experiment, with params, curves and figures.
     from mlflow.tracking import MlflowClient
@@ -40,7 +42,7 @@ def test_checker_stages_then_hid_5_reruns_only_the_trained_net(repo):
     curve = client.get_metric_history(train_run.info.run_id, "loss")
     assert len(curve) == sum(line.startswith("ep:") for line in log.splitlines()) + 1  # + final
     artifacts = [a.path for a in client.list_artifacts(train_run.info.run_id, "plots/train_checker")]
-    assert "plots/train_checker/out_6.png" in artifacts
+    assert "plots/train_checker/hidden.png" in artifacts
 
     # Vary the knob as users type it, against a committed baseline.
     run(["git", "add", "-A"], repo)
@@ -49,8 +51,8 @@ def test_checker_stages_then_hid_5_reruns_only_the_trained_net(repo):
                 repo)
     assert "Running stage 'train_checker'" in again.stdout
     assert "Running stage 'hand_checker'" not in again.stdout
-    assert sorted(p.name for p in plots.glob("hid_*")) == [f"hid_5_{i}.png" for i in range(5)]
-    assert (plots / "out_5.png").exists() and not (plots / "out_6.png").exists()
+    assert sorted(p.name for p in plots.glob("*.png")) == figures  # the same names, redrawn
+    assert (plots / "hidden.png").read_bytes() != hidden_6
     results = json.loads((repo / "results/train_checker.json").read_text())
     assert results["settings"]["hid"] == 5 and len(results["lines"]) == 5
 

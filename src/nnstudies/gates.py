@@ -19,6 +19,8 @@ two CPU paths, and the kind of every metric::
 failure, never a pass.  :func:`compare` takes ``dvc metrics diff --json --all REV`` and fails
 every metric that moved by more than its kind's tolerance, in either direction (a big
 improvement from no change of code is as suspect as a drop), and every metric with no kind.
+:meth:`Contract.rounded` is how a stage writes its metrics: each rounded by its kind to a
+power of ten at most a hundredth of the kind's tolerance.
 """
 
 from __future__ import annotations
@@ -190,6 +192,31 @@ class Contract:
             if fnmatch.fnmatchcase(file, file_pattern) and fnmatch.fnmatchcase(metric, metric_pattern):
                 return kind
         return None
+
+    def rounded(self, file: str, metrics: dict, prefix: str = "") -> dict:
+        """``metrics`` of ``file`` (nested, JSON-ready) as a stage writes them: every float
+        rounded to its kind's :func:`decimals`; ints, text, exact kinds and metrics of no kind
+        as they are.  Only the metrics file: results keep every digit."""
+        out = {}
+        for key, value in metrics.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                out[key] = self.rounded(file, value, name + ".")
+                continue
+            tol = self.kinds.get(self.kind(file, name))
+            places = decimals(tol) if tol is not None else None
+            # + 0.0: -0.0 written as 0.0, or a sign flip of nothing shows as a change
+            out[key] = round(value, places) + 0.0 if isinstance(value, float) and places is not None \
+                else value
+        return out
+
+
+def decimals(tol: Tolerance) -> int | None:
+    """The decimal places a metric of this kind is written with: the power of ten at most a
+    hundredth of its tolerance (with today's gates.yaml: accuracy and loss 1e-4, drift 1e-6, rounding 1e-8, epochs 0.1).
+    Rounding then moves a value by at most a two-hundredth of what it may move between CPU
+    paths, and `dvc metrics diff` shows no last-digit noise.  None for an exact kind."""
+    return None if tol.amount == 0 else 2 - math.floor(math.log10(tol.amount))
 
 
 _KIND_FORMS = "{abs: X}, {images: N, per: M}, {epochs: N} or {exact: true}"

@@ -15,8 +15,9 @@ A stage script is a few lines: the params groups it reads (exactly its dvc.yaml 
 This module does the rest, the same way for every stage: the command line, params loading
 and validation, threads, the tracking run, flattening metrics for MLflow, writing every
 output atomically at the path :mod:`nnstudies.layout` gives it (nothing before the study
-function has succeeded, nothing outside the stage's outputs), and artifact logging.  Tests
-call :func:`run` in process.
+function has succeeded, nothing outside the stage's outputs), metrics rounded by their kind
+in gates.yaml (:meth:`nnstudies.gates.Contract.rounded`), and artifact logging.  Tests call
+:func:`run` in process.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnstudies import atomic, cli, cpu, layout, params, tracking
+from nnstudies import atomic, cli, cpu, gates, layout, params, tracking
 from nnstudies.errors import UserError
 from nnstudies.outputs import Outputs, Table
 from nnstudies.progress import Progress
@@ -55,6 +56,7 @@ class Context:
 
 
 Produce = Callable[[dict, Context], Outputs]
+GATES = "gates.yaml"  # at the root: its `tolerance` section gives every metric its kind
 
 
 def main(name: str, study: str, groups: Sequence[str], produce: Produce, *,
@@ -83,12 +85,13 @@ def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
     if cpu_group is not None:  # before any computation: each library fixes its path once
         cpu.pin(params.lookup(p, f"{cpu_group}.cpu_path"), f"{cpu_group}.cpu_path")
     cpu.set_threads(params.lookup(p, f"{cpu_group}.threads") if cpu_group else 1)
+    kinds = metric_kinds(root)  # a bad gates.yaml stops here, before any training
     with tracking.start(study, stage, p) as tracked:
         tracked.set_tags(cpu.host())
         ctx = Context(stage, item, root, tracked if tracked.enabled else None)
         out = produce(p, ctx)
-        written = write(stage, out, root)
-        tracked.log_metrics({**loggable(out.metrics), **loggable(out.timings)}, step=out.step)
+        written, metrics = write(stage, out, root, kinds)
+        tracked.log_metrics({**loggable(metrics), **loggable(out.timings)}, step=out.step)
         tracked.log_params(out.params)
         for child in out.children:
             tracked.log_child(**child)
@@ -97,9 +100,23 @@ def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
     return out
 
 
-def write(stage: str, out: Outputs, root: Path) -> list[Path]:
+def metric_kinds(root: Path) -> gates.Contract | None:
+    """gates.yaml's metric kinds, which set the precision each metric is written with; None
+    in a folder without gates.yaml (a test's scratch root): metrics written as computed.
+
+    gates.yaml is no dep of a stage: a precision is not a result, and a changed bound must
+    not retrain anything.  A stage writes a new precision the next time it runs.
+    """
+    path = root / GATES
+    return gates.tolerances(path) if path.exists() else None
+
+
+def write(stage: str, out: Outputs, root: Path,
+          kinds: gates.Contract | None = None) -> tuple[list[Path], dict]:
     """Write every output of ``out`` where the layout puts it; return the files written (all
-    but the models).
+    but the models) and the metrics as written: rounded by their ``kinds``
+    (:meth:`nnstudies.gates.Contract.rounded`) so that last-digit noise, which differs
+    between CPU paths, never reaches `dvc metrics diff`.  The results keep every digit.
 
     All of them are prepared under temp names first (figures drawn, models serialised) and
     put in place together only when every one is ready: a figure that raises, a read-only
@@ -123,14 +140,17 @@ def write(stage: str, out: Outputs, root: Path) -> list[Path]:
             for rel, obj in out.models.items():
                 batch.file(root / rel).write_bytes(atomic.torch_bytes(obj))
             results = {**out.results, "environment": environment()}
-            for path, data in ((layout.results(stage), results), (layout.metrics(stage), out.metrics)):
+            metrics = _plain(out.metrics)
+            if kinds is not None:
+                metrics = kinds.rounded(layout.metrics(stage).as_posix(), metrics)
+            for path, data in ((layout.results(stage), results), (layout.metrics(stage), metrics)):
                 batch.file(root / path).write_text(atomic.json_text(_plain(data)))
             batch.commit()
     except OSError as exc:
         where = exc.filename or ""
         raise UserError(f"{stage}: cannot write its outputs ({exc.strerror or exc}: {where}); "
                         "none was replaced, the previous ones are as they were") from None
-    return written + [root / layout.results(stage), root / layout.metrics(stage)]
+    return written + [root / layout.results(stage), root / layout.metrics(stage)], metrics
 
 
 def _write_file(path: Path, value) -> None:

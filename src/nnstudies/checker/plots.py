@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -35,35 +37,44 @@ def _line(ax, w, b, label, color):
 
 @torch.no_grad()
 def region_maps(net: StackedMLP, x, t, lines: list[str] | None = None, hidden: bool = True):
-    """Yield (name, figure): hid_<hid>_<i> for every hidden unit (unless not ``hidden``), then
-    out_<hid>.  One at a time, so a caller that saves and closes each keeps one open figure
-    whatever ``hid`` is.
+    """Yield (name, figure): "hidden", every hidden unit's map on one grid (unless not
+    ``hidden``), then "out", the output's map.  The names carry no param value, so another
+    ``hid`` rewrites the same files and leaves none of an earlier width behind.  One figure
+    at a time: a caller that saves and closes each keeps one open.
 
     With ``lines`` (one equation per hidden unit), each unit's dividing line is drawn and
     its equation written; the output map shows all of them.
     """
     gx, gy = torch.meshgrid(GRID, GRID, indexing="xy")  # x varies fastest, as the course
     out = net(torch.stack([gx.reshape(-1), gy.reshape(-1)], 1))
-    shape = (len(GRID), len(GRID))
     w, b, _, _ = net.weights()
-    maps = {f"hid_{net.hid}_{i}": (out.hidden[0, :, i], f"hidden unit {i}", [i])
-            for i in range(net.hid if hidden else 0)}
-    maps[f"out_{net.hid}"] = (out.output[0, :, 0], "output", list(range(net.hid)))
-    for name, (values, title, units) in maps.items():
-        fig, ax = plt.subplots(figsize=(5, 5.6) if lines else (5, 5))
-        ax.pcolormesh(GRID, GRID, (values >= 0.5).float().reshape(shape), cmap="Wistia",
-                      shading="auto", vmin=0, vmax=1)
-        if lines:
-            for i in units:
-                _line(ax, w[i].tolist(), float(b[i]), f"h{i}: {lines[i]}",
-                      LINE_COLOURS[i % len(LINE_COLOURS)])
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=7)
-            fig.subplots_adjust(bottom=0.2)
-            if len(units) == 1:
-                title += f": {lines[units[0]]}"
+
+    def draw(ax, values, title, units):
+        ax.pcolormesh(GRID, GRID, (values >= 0.5).float().reshape(len(GRID), len(GRID)),
+                      cmap="Wistia", shading="auto", vmin=0, vmax=1)
+        for i in units if lines else ():
+            _line(ax, w[i].tolist(), float(b[i]), f"h{i}: {lines[i]}", LINE_COLOURS[i % len(LINE_COLOURS)])
         _points(ax, x, t)
-        ax.set_title(title)
-        yield name, fig
+        ax.set_title(title, fontsize=10)
+
+    if hidden:
+        cols = math.ceil(math.sqrt(net.hid))  # near square: 4 units 2 x 2, 6 units 3 x 2
+        rows = math.ceil(net.hid / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            if i < net.hid:
+                draw(ax, out.hidden[0, :, i], f"hidden unit {i}" + (f": {lines[i]}" if lines else ""), [i])
+            else:
+                ax.axis("off")
+        fig.suptitle("each hidden unit (> 0.5 shaded)")
+        fig.tight_layout()
+        yield "hidden", fig
+    fig, ax = plt.subplots(figsize=(5, 5.6) if lines else (5, 5))
+    draw(ax, out.output[0, :, 0], "output", range(net.hid))
+    if lines:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=7)
+        fig.subplots_adjust(bottom=0.2)
+    yield "out", fig
 
 
 def data_figure(x, t):

@@ -18,6 +18,14 @@ from nnstudies.outputs import LogMetrics, Outputs
 # The sweep of the scale k: geometric, 1 to 1000, 20 values per decade.
 SCALES = analysis.geometric_scales(1.0, 1000.0, 20)
 MODEL = "models/checker.pt"
+# Each stage's figures (plots/<stage>/), named by what they show, never by a param value:
+# another `hid` rewrites the same files, so applying one experiment after another leaves
+# none behind.  Listed in the results, where the report finds them.
+TRAINED_FIGURES = {"data": "check.png", "lines": "lines.png", "init": "init.png",
+                   "history": "history.png", "hidden": "hidden.png", "out": "out.png"}
+HAND_FIGURES = {"data": "check.png", "lines": "lines.png", "scale": "scale.png",
+                **{f"{net}_{part}": f"{net}_{part}.png" for net in ("step", "sigmoid")
+                   for part in ("hidden", "out")}}
 
 
 def course_command(hid: int, s: dict) -> str:
@@ -82,16 +90,17 @@ def trained(hid: int, s: dict, log_metrics: LogMetrics | None = None, progress=N
         "activations": analysis.activations(net, x, t),
         "log_tail": [{"epoch": e, "loss": loss, "accuracy": 100.0 * ok / n}
                      for e, loss, ok in history[-8:]],
+        "figures": TRAINED_FIGURES,
     }
 
     def files():  # one open figure at a time: each is saved and closed before the next
-        for name, fig in plots.region_maps(net, x, t):
-            yield f"{name}.png", fig
-        yield "check.png", plots.data_figure(x, t)
-        yield f"init_{hid}.png", next(plots.region_maps(initial, x, t, hidden=False))[1]
-        yield "lines.png", plots.lines_figure(
+        for name, figure in plots.region_maps(net, x, t):
+            yield TRAINED_FIGURES[name], figure
+        yield TRAINED_FIGURES["data"], plots.data_figure(x, t)
+        yield TRAINED_FIGURES["init"], next(plots.region_maps(initial, x, t, hidden=False))[1]
+        yield TRAINED_FIGURES["lines"], plots.lines_figure(
             lines, x, t, f"kept restart {k}: every hidden unit's dividing line")
-        yield "history.png", plots.history_figure(
+        yield TRAINED_FIGURES["history"], plots.history_figure(
             [e for e, _, _ in history], [loss for _, loss, _ in history],
             [100 * ok / n for _, _, ok in history], f"kept restart {k}, hid {hid}")
         yield "history.csv", _history_csv(history, res.history, n)
@@ -155,17 +164,18 @@ def hand_designed(design: dict) -> Outputs:
             "design": SEED_DESIGN, "scale": SEED_SCALE, "step": seed_step, "sigmoid": seed_sig,
             "smallest_scale": seed_smallest,
             "source": "its Part 2 Q2: W2 = [1, -1, 1, -1], b2 = 0; Q3: k = 100"},
+        "figures": HAND_FIGURES,
     }
     runs = [("step", 1.0, step_net.weights(), step["correct"]),
             ("sig", scale, sig_net.weights(), sig["correct"])]
 
     def files():
-        yield "check.png", plots.data_figure(x, t)
-        yield "lines.png", plots.lines_figure(lines, x, t, "the hand design's dividing lines")
+        yield HAND_FIGURES["data"], plots.data_figure(x, t)
+        yield HAND_FIGURES["lines"], plots.lines_figure(lines, x, t, "the hand design's dividing lines")
         for name, net in (("step", step_net), ("sigmoid", sig_net)):
-            for map_name, fig in plots.region_maps(net, x, t, lines=[line["equation"] for line in lines]):
-                yield f"{name}_{map_name}.png", fig
-        yield "scale.png", plots.scale_figure(
+            for part, figure in plots.region_maps(net, x, t, lines=[line["equation"] for line in lines]):
+                yield HAND_FIGURES[f"{name}_{part}"], figure
+        yield HAND_FIGURES["scale"], plots.scale_figure(
             {"params design": sweep["params"], "seed design (output bias 0)": sweep["seed"]},
             {f"params: k = {scale:g}": scale, f"seed: k = {SEED_SCALE:g}": SEED_SCALE})
         yield "hand.log", courselog.hand_log(runs, len(x))

@@ -118,7 +118,7 @@ def activation_rows(acts: list) -> list[list]:
 
 
 def trained_section(r: dict, metrics: dict, plots: Path, targets: Targets) -> list:
-    s, hid = r["settings"], r["settings"]["hid"]
+    s, hid, fig = r["settings"], r["settings"]["hid"], r["figures"]
     lines = r["lines"]
     pure = [x for x in lines if x["active"] and len({p[2] for p in x["active"]}) == 1]
     return [
@@ -141,19 +141,19 @@ def trained_section(r: dict, metrics: dict, plots: Path, targets: Targets) -> li
         Table(["unit", "w_x", "w_y", "bias", "output weight"], weight_rows(r["final_weights"]),
               caption=f"The kept net's final weights; output bias "
                       f"{r['final_weights']['out_bias']:.4f}."),
-        Figures([Figure(plots / "lines.png", "every hidden unit's dividing line w.x + b = 0 "
+        Figures([Figure(plots / fig["lines"], "every hidden unit's dividing line w.x + b = 0 "
                         "(arrow: the side where the unit is on)"),
-                 Figure(plots / "check.png", "the nine points (blue: target 1)"),
-                 Figure(plots / f"init_{hid}.png", "the kept net's output before training"),
-                 Figure(plots / "history.png", "loss and accuracy of the kept net")]),
+                 Figure(plots / fig["data"], "the nine points (blue: target 1)"),
+                 Figure(plots / fig["init"], "the kept net's output before training"),
+                 Figure(plots / fig["history"], "loss and accuracy of the kept net")]),
         Para("Each hidden unit's line and the points on its active side: "
              + "; ".join(side_text(x) for x in lines) + ". "
              + (f"{_count(len(pure), 'unit')} of {len(lines)} cut off points of one class only; "
                 "the output combines these half-planes into the checkerboard."
                 if pure else "No unit cuts off points of one class only: the output needs "
                 "several units together for every point.")),
-        Figures([Figure(plots / f"hid_{hid}_{i}.png", f"hidden unit {i} (> 0.5 shaded)")
-                 for i in range(hid)] + [Figure(plots / f"out_{hid}.png", "the output")]),
+        Figures([Figure(plots / fig["hidden"], f"each of the {hid} hidden units (> 0.5 shaded)"),
+                 Figure(plots / fig["out"], "the output")]),
         Table(["point", "target", *(f"h{i}" for i in range(hid)), "output"],
               activation_rows(r["activations"]),
               caption="Activations of every hidden unit and the output at the nine points."),
@@ -237,9 +237,9 @@ def hand_q2(h: dict, plots: Path, targets: Targets) -> list:
              + verdict(targets, "metrics/hand_checker.json", "step.output_margin") + ". "
              + evaluation_text(f"The seed report's design (output bias {seed['design']['out_bias']:g})",
                                seed["step"]) + "."),
-        Figures([Figure(plots / "lines.png", "the design's four lines"),
-                 *(Figure(plots / f"step_hid_4_{i}.png", f"step: hidden unit {i}") for i in range(4)),
-                 Figure(plots / "step_out_4.png", "step: output")]),
+        Figures([Figure(plots / h["figures"]["lines"], "the design's four lines"),
+                 Figure(plots / h["figures"]["step_hidden"], "step: each hidden unit"),
+                 Figure(plots / h["figures"]["step_out"], "step: output")]),
     ]
 
 
@@ -295,13 +295,13 @@ def hand_q3(h: dict, plots: Path, targets: Targets) -> list:
         Para(scale_text(h) + " Course target: "
              + verdict(targets, "metrics/hand_checker.json", "sigmoid.accuracy") + "."),
         Para(seed_scale_text(h)),
-        Figures([Figure(plots / "scale.png", "smallest output margin and points right vs k "
+        Figures([Figure(plots / h["figures"]["scale"], "smallest output margin and points right vs k "
                         "(both designs; dotted: the scales each uses)")]),
         Table(["point", "target", "h0", "h1", "h2", "h3", "output"],
               activation_rows(h["sigmoid"]["activations"]),
               caption=f"Activation table, sigmoid, every weight x{k:g}."),
-        Figures([Figure(plots / f"sigmoid_hid_4_{i}.png", f"sigmoid x{k:g}: hidden unit {i}")
-                 for i in range(4)] + [Figure(plots / "sigmoid_out_4.png", f"sigmoid x{k:g}: output")]),
+        Figures([Figure(plots / h["figures"]["sigmoid_hidden"], f"sigmoid x{k:g}: each hidden unit"),
+                 Figure(plots / h["figures"]["sigmoid_out"], f"sigmoid x{k:g}: output")]),
     ]
 
 
