@@ -20,7 +20,7 @@ failure, never a pass.  :func:`compare` takes ``dvc metrics diff --json --all RE
 every metric that moved by more than its kind's tolerance, in either direction (a big
 improvement from no change of code is as suspect as a drop), and every metric with no kind.
 :meth:`Contract.rounded` is how a stage writes its metrics: each rounded by its kind to a
-power of ten at most a hundredth of the kind's tolerance.
+power of ten at most a tenth of the kind's tolerance.
 """
 
 from __future__ import annotations
@@ -213,10 +213,12 @@ class Contract:
 
 def decimals(tol: Tolerance) -> int | None:
     """The decimal places a metric of this kind is written with: the power of ten at most a
-    hundredth of its tolerance (with today's gates.yaml: accuracy and loss 1e-4, drift 1e-6, rounding 1e-8, epochs 0.1).
-    Rounding then moves a value by at most a two-hundredth of what it may move between CPU
-    paths, and `dvc metrics diff` shows no last-digit noise.  None for an exact kind."""
-    return None if tol.amount == 0 else 2 - math.floor(math.log10(tol.amount))
+    tenth of its tolerance (with today's gates.yaml: accuracy and loss 1e-3, drift 1e-5,
+    rounding 1e-7, epochs 1).  Rounding then moves a value by at most a twentieth of what it
+    may move between CPU paths, and hides most of the last-digit noise of another path (the
+    measured noise of each kind is at or below a tenth of its tolerance) from `dvc metrics
+    diff`.  None for an exact kind."""
+    return None if tol.amount == 0 else 1 - math.floor(math.log10(tol.amount))
 
 
 _KIND_FORMS = "{abs: X}, {images: N, per: M}, {epochs: N} or {exact: true}"
