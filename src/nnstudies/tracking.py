@@ -27,6 +27,9 @@ inside the record's own folder and sends only to a store the user names (``refus
 ``nnstudies flush --drop`` deletes the records that still cannot be sent (a dead or mistyped
 server), naming each.
 
+A stage that trains longer than a few seconds also gets a live run while it trains
+(nnstudies.live), which its record's sender adopts.
+
 ``tracking.required: true`` (or ``NNSTUDIES_TRACKING_SYNC=1``) sends synchronously at the end
 instead; required also checks the store up front, and a failure then fails the stage.
 Otherwise tracking never costs the DVC outputs: a store that cannot be reached only delays
@@ -50,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from nnstudies import gitrepo
+from nnstudies import gitrepo, live
 from nnstudies.errors import UserError
 from nnstudies.retry import retry
 
@@ -170,6 +173,14 @@ def _retry(call, *args, **kwargs):
                  **kwargs)
 
 
+def lock_path(uri: str, root: Path) -> Path:
+    """The file whose OS lock makes one writer at a time create runs in a store."""
+    database = sqlite_path(uri)
+    path = database.with_name(database.name + ".lock") if database else root / ".nnstudies" / "send.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def _store_lock(uri: str, root: Path):
     """One sender at a time per store.  For sqlite an OS file lock beside the database (two
@@ -178,10 +189,7 @@ def _store_lock(uri: str, root: Path):
     never send one record twice."""
     import fcntl
 
-    database = sqlite_path(uri)
-    path = database.with_name(database.name + ".lock") if database else root / ".nnstudies" / "send.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as lock:
+    with open(lock_path(uri, root), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -281,12 +289,19 @@ class Run:
         self._artifacts: list[tuple[Path, str | None]] = []
         self._tags: dict[str, str] = {}
         self._children: list[dict] = []
+        self._feed: live.Feed | None = None  # the live run's feed (nnstudies.live), if any
+        self._live_tried = False
 
     # -- what a stage calls -------------------------------------------------
     def log_metrics(self, values: dict, step: int | None = None) -> None:
         now = int(time.time() * 1000)
-        for key, value in values.items():
-            self._metrics.append((key, float(value), now, int(step or 0)))
+        new = [(key, float(value), now, int(step or 0)) for key, value in values.items()]
+        self._metrics += new
+        if self._feed is not None:
+            self._feed.append(new)
+        elif not self._live_tried and self.enabled and live.delay() is not None \
+                and now - self._started_ms >= 1000 * live.delay():
+            self._start_feed()
 
     def log_params(self, values: dict) -> None:
         """Params known only at run time (e.g. data checksums), logged beside params.yaml's."""
@@ -323,6 +338,8 @@ class Run:
         # Bad input (a UserError) stops a stage before it produced anything worth a run:
         # it writes nothing, not even a FAILED run in the store.
         if not self.enabled or (exc_type and issubclass(exc_type, UserError)):
+            if self._feed is not None:
+                self._feed.end("discard")
             return False
         status = "FINISHED" if exc_type is None else "FAILED"
         if exc_type is KeyboardInterrupt:
@@ -331,7 +348,11 @@ class Run:
         try:
             draft = self._write_record(status, root, uri)
         except OSError as err:
+            if self._feed is not None:
+                self._feed.end("discard")
             return self._failed(uri, err, exc_type, kept=False)
+        if self._feed is not None:
+            self._feed.end("record")
         if self.required or _switched_on("NNSTUDIES_TRACKING_SYNC", "off"):
             self._send_now(draft, root, uri, exc_type)
         else:
@@ -365,20 +386,38 @@ class Run:
                 copy.parent.mkdir(parents=True)
                 shutil.copyfile(path, copy)
                 artifacts.append([str(copy.relative_to(draft)), subdir])
-        exp_name = os.environ.get("DVC_EXP_NAME", "")
-        params = flatten(self.params)
-        tags = {"dvc.stage": self.stage, "dvc.exp_name": exp_name,
-                "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
-                "mlflow.source.git.commit": gitrepo.head(root), "host": socket.gethostname(),
-                "mlflow.runName": _run_name(self.stage, exp_name, params, root),
-                **self._tags, RECORD_TAG: self.record_id}
+        tags = {**self._base_tags(root), **self._tags, RECORD_TAG: self.record_id}
         record = {"id": self.record_id, "uri": uri, "experiment": self.study,
-                  "params": {k: str(v)[:6000] for k, v in params.items()},
+                  "params": {k: str(v)[:6000] for k, v in flatten(self.params).items()},
                   "metrics": self._metrics, "tags": tags, "artifacts": artifacts,
                   "start_ms": self._started_ms, "end_ms": ended_ms, "status": status,
-                  "children": self._children}
+                  "children": self._children, "live": self._feed and self._feed.ident}
         (draft / "record.json").write_text(json.dumps(record))
         return draft
+
+    def _start_feed(self) -> None:
+        """A live run (nnstudies.live) for a stage still logging after the delay."""
+        from nnstudies.params import flatten
+
+        self._live_tried = True
+        root = repo_root()
+        start = {"uri": tracking_uri(root), "experiment": self.study,
+                 "params": {k: str(v)[:6000] for k, v in flatten(self.params).items()},
+                 "tags": self._base_tags(root), "start_ms": self._started_ms}
+        try:
+            self._feed = live.Feed(root, start, self._metrics)
+        except OSError:
+            pass  # no live run; the record still lands at the end
+
+    def _base_tags(self, root: Path) -> dict[str, str]:
+        """The DVC, git and host tags of this run, and its name."""
+        from nnstudies.params import flatten
+
+        exp_name = os.environ.get("DVC_EXP_NAME", "")
+        return {"dvc.stage": self.stage, "dvc.exp_name": exp_name,
+                "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+                "mlflow.source.git.commit": gitrepo.head(root), "host": socket.gethostname(),
+                "mlflow.runName": _run_name(self.stage, exp_name, flatten(self.params), root)}
 
     def _send_now(self, draft: Path, root: Path, uri: str, exc_type) -> None:
         """The old way: send this record before the stage ends (nobody else sees the draft)."""
@@ -638,7 +677,7 @@ def _send_record(client, path: Path, root: Path) -> str:
     """One record as one MLflow run; returns its run id.  Idempotent: a run tagged with the
     record's id that was terminated is the record, landed already (its sender died before
     deleting it); one still RUNNING is a sender's half-sent copy: deleted, sent again."""
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric, Param, RunTag
 
     rec = json.loads((path / "record.json").read_text())
     artifacts = _artifacts(rec, path)  # before anything is sent: all or nothing
@@ -646,15 +685,21 @@ def _send_record(client, path: Path, root: Path) -> str:
     for run in _retry(client.search_runs, [experiment_id],
                                                  f"tags.`{RECORD_TAG}` = '{rec['id']}'"):
         if run.info.status != "RUNNING":
+            live.forget(rec, root)
             return run.info.run_id
         _retry(client.delete_run, run.info.run_id)
         for child in _retry(client.search_runs,   # its children, sent before it ends
                 [experiment_id], f"tags.`{PARENT_TAG}` = '{rec['id']}'"):
             _retry(client.delete_run, child.info.run_id)
-    run_id = _retry(client.create_run, experiment_id, start_time=rec["start_ms"],
-                                              tags=rec["tags"]).info.run_id
-    params = [Param(k, v) for k, v in rec["params"].items()]
-    metrics = [Metric(k, v, ts, step) for k, v, ts, step in rec["metrics"]]
+    adopted = live.adopt(client, experiment_id, rec, root)  # the run a user watched grow
+    if adopted:
+        run_id, sent, sent_params = adopted
+        _retry(client.log_batch, run_id, tags=[RunTag(k, v) for k, v in rec["tags"].items()])
+    else:
+        run_id, sent, sent_params = _retry(client.create_run, experiment_id, start_time=rec["start_ms"],
+                                           tags=rec["tags"]).info.run_id, 0, set()
+    params = [Param(k, v) for k, v in rec["params"].items() if k not in sent_params]
+    metrics = [Metric(k, v, ts, step) for k, v, ts, step in rec["metrics"][sent:]]
     # log_batch takes at most 100 params and 1000 metrics per call.
     for i in range(0, len(params), 100):
         _retry(client.log_batch, run_id, params=params[i:i + 100])
@@ -666,6 +711,7 @@ def _send_record(client, path: Path, root: Path) -> str:
         _send_child(client, experiment_id, run_id, rec, i, child)
     with contextlib.redirect_stdout(io.StringIO()):  # not our output: a server's run links
         _retry(client.set_terminated, run_id, rec["status"], end_time=rec["end_ms"])
+    live.forget(rec, root)
     return run_id
 
 
