@@ -27,6 +27,7 @@ PACKAGE = ROOT / "src" / "nnstudies"
 ALLOWED = {  # never deps (see the module docstring and dvc.yaml's header)
     "__init__.py", "atomic.py", "cli.py", "cpu.py", "errors.py", "gitrepo.py", "layout.py", "outputs.py",
     "params.py", "progress.py", "restore.py", "retry.py", "stage.py", "tracking.py", "live.py",
+    "served.py",
     "yamlfile.py",
     # the skeleton rounds metrics by their kind in gates.yaml: the written precision, not a
     # result; as a dep, every change of a gate's code would retrain every net

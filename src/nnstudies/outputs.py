@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from nnstudies.served import Served
 
 
 class Table(NamedTuple):
@@ -31,6 +34,10 @@ class Outputs:
       consumed in order, so that only one figure is open at a time; a :class:`Table` is a CSV
       file without pandas.
     - ``models``: path (relative to the repository root) -> an object for ``torch.save``.
+    - ``served``: the trained nets to log as MLflow models
+      (:class:`nnstudies.served.Served`: name, family, config, weights, input example);
+      the sender exports each as a ``torch.export`` program (docs/compare.md).  Sweeps log
+      none: thousands of nets.
     - ``timings``: clock readings, logged to MLflow only (metrics files are what code and
       params determine, so they never hold one).
     - ``step``: the MLflow step of the final metrics (e.g. the last epoch).
@@ -48,6 +55,7 @@ class Outputs:
     step: int | None = None
     children: list[dict] = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    served: list[Served] = field(default_factory=list)
 
 
 # What a stage function may call back while it runs: per-epoch numbers for MLflow's curves.

@@ -95,7 +95,9 @@ def run(stage: str, study: str, groups: Sequence[str], produce: Produce, *,
         tracked.log_params(out.params)
         for child in out.children:
             tracked.log_child(**child)
-        for path in written:  # models stay in DVC's cache, not in MLflow
+        for served in out.served:  # sent as MLflow models (nnstudies.served)
+            tracked.log_model(served, step=out.step)
+        for path in written:  # the .pt files stay in DVC's cache; MLflow gets out.served
             tracked.log_artifact(path, str(path.relative_to(root).parent))
     return out
 

@@ -15,7 +15,8 @@
 
 The outbox: importing mlflow and opening its store costs a stage seconds, so when a tracking
 block ends the Run writes its complete record (params, buffered metrics, tags, times, status,
-the store's URI and copies of its artifact files) atomically into
+the store's URI, copies of its artifact files and the weights of the nets it trained, which
+the sender logs as MLflow models: nnstudies.served) atomically into
 ``<repo root>/.nnstudies/outbox/<end time>-<id>/``, starts a detached sender
 (``python -m nnstudies.tracking flush``) and returns without importing mlflow.  A sender
 holds the store's lock, sends every pending record in order and deletes each only after it
@@ -271,10 +272,12 @@ class Run:
     """One MLflow run for one stage execution; use as a context manager.
 
     ``log_metrics(values, step=None)`` buffers; ``log_artifact(path, subdir)`` queues a file
-    (copied when the block ends).  When the block ends (status FINISHED, FAILED on an
-    exception, KILLED on Ctrl-C) the run is recorded in the outbox and sent in the
-    background; ``record_id`` names it (MLflow tag ``nnstudies.record``).  ``run_id`` is set
-    only when the run was sent synchronously (required, or NNSTUDIES_TRACKING_SYNC=1).
+    (copied when the block ends); ``log_model(served, step)`` queues a trained net
+    (:class:`nnstudies.served.Served`), which the sender logs as an MLflow model.  When the
+    block ends (status FINISHED, FAILED on an exception, KILLED on Ctrl-C) the run is
+    recorded in the outbox and sent in the background; ``record_id`` names it (MLflow tag
+    ``nnstudies.record``).  ``run_id`` is set only when the run was sent synchronously
+    (required, or NNSTUDIES_TRACKING_SYNC=1).
     """
 
     def __init__(self, study: str, stage: str, params: dict, *, enabled: bool = True,
@@ -291,6 +294,7 @@ class Run:
         self._children: list[dict] = []
         self._feed: live.Feed | None = None  # the live run's feed (nnstudies.live), if any
         self._live_tried = False
+        self._models: list[tuple[object, int]] = []
 
     # -- what a stage calls -------------------------------------------------
     def log_metrics(self, values: dict, step: int | None = None) -> None:
@@ -309,6 +313,11 @@ class Run:
 
     def log_artifact(self, path: str | Path, subdir: str | None = None) -> None:
         self._artifacts.append((Path(path), subdir))
+
+    def log_model(self, served, step: int | None = None) -> None:
+        """A trained net (:class:`nnstudies.served.Served`); ``step``: the step of the run's
+        metrics that MLflow links to the model (the final ones)."""
+        self._models.append((served, int(step or 0)))
 
     def set_tags(self, tags: dict) -> None:
         self._tags.update({k: str(v) for k, v in tags.items()})
@@ -386,12 +395,15 @@ class Run:
                 copy.parent.mkdir(parents=True)
                 shutil.copyfile(path, copy)
                 artifacts.append([str(copy.relative_to(draft)), subdir])
+        models = [self._write_model(draft / "models" / str(i), served, step)
+                  for i, (served, step) in enumerate(self._models)]
         tags = {**self._base_tags(root), **self._tags, RECORD_TAG: self.record_id}
         record = {"id": self.record_id, "uri": uri, "experiment": self.study,
                   "params": {k: str(v)[:6000] for k, v in flatten(self.params).items()},
                   "metrics": self._metrics, "tags": tags, "artifacts": artifacts,
                   "start_ms": self._started_ms, "end_ms": ended_ms, "status": status,
-                  "children": self._children, "live": self._feed and self._feed.ident}
+                  "children": self._children, "models": models,
+                  "live": self._feed and self._feed.ident}
         (draft / "record.json").write_text(json.dumps(record))
         return draft
 
@@ -418,6 +430,22 @@ class Run:
                 "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
                 "mlflow.source.git.commit": gitrepo.head(root), "host": socket.gethostname(),
                 "mlflow.runName": _run_name(self.stage, exp_name, flatten(self.params), root)}
+
+    @staticmethod
+    def _write_model(folder: Path, served, step: int) -> dict:
+        """One trained net's weights (tensors only) and input example (a plain .npy), and
+        its entry in record.json (paths relative to the record's folder)."""
+        import numpy as np
+        import torch
+
+        folder.mkdir(parents=True)
+        torch.save({k: v.detach().cpu().contiguous() for k, v in served.state.items()},
+                   folder / "state.pt")
+        np.save(folder / "example.npy", np.ascontiguousarray(served.example, np.float32),
+                allow_pickle=False)
+        rel = folder.relative_to(folder.parents[1])
+        return {"name": served.name, "family": served.family, "config": served.config,
+                "state": str(rel / "state.pt"), "example": str(rel / "example.npy"), "step": step}
 
     def _send_now(self, draft: Path, root: Path, uri: str, exc_type) -> None:
         """The old way: send this record before the stage ends (nobody else sees the draft)."""
@@ -681,6 +709,7 @@ def _send_record(client, path: Path, root: Path) -> str:
 
     rec = json.loads((path / "record.json").read_text())
     artifacts = _artifacts(rec, path)  # before anything is sent: all or nothing
+    models = _models(rec, path)
     experiment_id = _experiment_id(client, rec["experiment"], rec["uri"], root)
     for run in _retry(client.search_runs, [experiment_id],
                                                  f"tags.`{RECORD_TAG}` = '{rec['id']}'"):
@@ -688,6 +717,9 @@ def _send_record(client, path: Path, root: Path) -> str:
             live.forget(rec, root)
             return run.info.run_id
         _retry(client.delete_run, run.info.run_id)
+        for model in _retry(client.search_logged_models, [experiment_id],  # its models, too
+                            f"source_run_id = '{run.info.run_id}'"):
+            _retry(client.delete_logged_model, model.model_id)
         for child in _retry(client.search_runs,   # its children, sent before it ends
                 [experiment_id], f"tags.`{PARENT_TAG}` = '{rec['id']}'"):
             _retry(client.delete_run, child.info.run_id)
@@ -707,6 +739,8 @@ def _send_record(client, path: Path, root: Path) -> str:
         _retry(client.log_batch, run_id, metrics=metrics[i:i + 1000])
     for copy, subdir in artifacts:
         client.log_artifact(run_id, str(copy), subdir)
+    for model in models:
+        model.log(client, rec["uri"], experiment_id, run_id)
     for i, child in enumerate(rec.get("children", [])):
         _send_child(client, experiment_id, run_id, rec, i, child)
     with contextlib.redirect_stdout(io.StringIO()):  # not our output: a server's run links
@@ -721,20 +755,67 @@ def _artifacts(rec: dict, path: Path) -> list[tuple[Path, str | None]]:
     symlinks) anywhere else -- `../` segments, an absolute path, a link, a record folder that
     is itself a link -- is an edited record that would upload any readable file: refused.
     The folder in the run must stay inside the run's artifacts (relative, no `..`)."""
-    home = path.parent.resolve() / path.name  # not path.resolve(): a linked record is refused
     checked = []
     for entry in rec["artifacts"]:
         copy, subdir = entry if isinstance(entry, list) and len(entry) == 2 else (entry, None)
-        where = (path / copy).resolve() if isinstance(copy, str) else None
-        if where is None or not where.is_relative_to(home) or not where.is_file():
-            raise RecordError(f"artifact {copy!r} is not a file inside the record's folder {home}: "
-                              "refused (a record sends only the copies its stage made there)")
+        where = _inside(path, copy)
+        if where is None:
+            raise RecordError(f"artifact {copy!r} is not a file inside the record's folder "
+                              f"{_home(path)}: refused (a record sends only the copies its "
+                              "stage made there)")
         folder = PurePosixPath(subdir) if isinstance(subdir, str) else None
         if subdir is not None and (folder is None or folder.is_absolute() or ".." in folder.parts):
             raise RecordError(f"artifact folder {subdir!r} of {copy!r} is not a relative path "
                               "inside the run (no `..`): refused")
         checked.append((where, subdir))
     return checked
+
+
+def _home(path: Path) -> Path:
+    return path.parent.resolve() / path.name  # not path.resolve(): a linked record is refused
+
+
+def _inside(path: Path, rel) -> Path | None:
+    """The file ``rel`` names in the record folder ``path``, or None if it resolves (after
+    symlinks) anywhere else or is no file."""
+    if not isinstance(rel, str):
+        return None
+    where = (path / rel).resolve()
+    return where if where.is_relative_to(_home(path)) and where.is_file() else None
+
+
+def _models(rec: dict, path: Path) -> list:
+    """The record's trained nets, rebuilt (nnstudies.served.Rebuilt) before anything is
+    sent, checked like its artifacts: weights and example files inside the record's folder,
+    a family that nnstudies.served knows (a record is editable: it never names code to
+    import), and a config and weights that make that family's net."""
+    entries = rec.get("models", [])
+    if not entries:
+        return []
+    from nnstudies import served  # imports torch: only for a record with models
+
+    rebuilt = []
+    for i, entry in enumerate(entries if isinstance(entries, list) else [entries]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+                or not isinstance(entry.get("config"), dict) or not isinstance(entry.get("step"), int):
+            raise RecordError(f"model entry {i} is not a dict with a name, a config and a step: "
+                              "refused")
+        name, family = entry["name"], entry.get("family")
+        if not isinstance(family, str) or family not in served.REGISTRY:
+            raise RecordError(f"model {name!r}: family {family!r} is not one of "
+                              f"{', '.join(sorted(served.REGISTRY))}: refused (a record builds "
+                              "only the nets nnstudies.served knows)")
+        state, example = (_inside(path, entry.get(key)) for key in ("state", "example"))
+        if state is None or example is None:
+            raise RecordError(f"model {name!r}: its state and example must be files inside the "
+                              f"record's folder {_home(path)}: refused")
+        try:
+            rebuilt.append(served.rebuild(name, family, entry["config"], state, example,
+                                          entry["step"]))
+        except Exception as err:  # noqa: BLE001 - whatever the files hold, not a net we send
+            raise RecordError(f"model {name!r}: its {family} net cannot be rebuilt from the "
+                              f"record ({_one_line(err)}): refused") from None
+    return rebuilt
 
 
 def _send_child(client, experiment_id: str, parent_id: str, rec: dict, i: int, child: dict) -> None:

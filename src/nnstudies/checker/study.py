@@ -14,6 +14,7 @@ from nnstudies.checker import analysis, courselog, data, plots, train
 from nnstudies.checker.hand import SEED_DESIGN, SEED_SCALE, hand_net
 from nnstudies.checker.model import StackedMLP
 from nnstudies.outputs import LogMetrics, Outputs
+from nnstudies.served import Served
 
 # The sweep of the scale k: geometric, 1 to 1000, 20 values per decade.
 SCALES = analysis.geometric_scales(1.0, 1000.0, 20)
@@ -111,6 +112,8 @@ def trained(hid: int, s: dict, log_metrics: LogMetrics | None = None, progress=N
         files=files(),
         models={MODEL: {"state_dict": net.state_dict(), "act": s["act"], "hid": hid,
                         "seed": seeds[k]}},
+        served=[Served("checker_mlp", "checker_mlp", {"hid": hid, "act": s["act"]},
+                       net.state_dict(), x.numpy())],  # the 9 points
         step=res.epochs)
 
 

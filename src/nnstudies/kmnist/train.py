@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from nnstudies.errors import UserError
 from nnstudies.kmnist.models import CLASSES, build, count_parameters
 from nnstudies.outputs import Outputs
+from nnstudies.served import Served
 
 
 def pick_device(name: str) -> torch.device:
@@ -269,6 +270,8 @@ def stage(net: str, train: dict, net_params: dict, data_dir, model_path, *, log_
             f"{TITLES[net]}: the most confused pairs (ties kept)")
 
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+    served = Served(f"net_{net}", "kmnist", {"net": net, "sizes": sizes}, state,
+                    test_data[0][:4].numpy())  # the first test images, as the net reads them
     return Outputs(metrics=metrics, results=results, files=files(),
                    models={str(model_path): {"net": net, "sizes": sizes, "state_dict": state}},
-                   timings=timings, step=train["epochs"])
+                   timings=timings, step=train["epochs"], served=[served])

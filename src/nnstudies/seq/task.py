@@ -11,6 +11,7 @@ import pandas as pd
 from nnstudies.errors import UserError
 from nnstudies.outputs import LogMetrics, Outputs
 from nnstudies.seq import checkpoints, languages, models, train
+from nnstudies.served import Served
 
 
 def keep(validation: dict, test: dict, bounds: dict) -> dict:
@@ -22,6 +23,17 @@ def keep(validation: dict, test: dict, bounds: dict) -> dict:
     return {"kept": kept, "success": ok,
             "validation": {k: float(v[kept]) for k, v in validation.items()},
             "test": {k: float(v[kept]) for k, v in test.items()}}
+
+
+def _example(x) -> np.ndarray:
+    """The first three test sequences (repeated if fewer), cut to the longest of them but at
+    least 2 steps: (T, 3, classes).  torch.export fixes a dimension of size 1 to 1, so
+    neither may be 1 for the MLflow model to take any batch and length."""
+    picked = x[:, [i % x.shape[1] for i in range(3)]].numpy()
+    steps = max(int(picked.any(-1).sum(0).max()), 2)
+    example = np.zeros((steps, 3, x.shape[2]), np.float32)
+    example[:min(steps, len(picked))] = picked[:steps]
+    return example
 
 
 def run(task: str, s: dict, t: dict, data: Path, folder: Path, *, log_metrics: LogMetrics,
@@ -86,8 +98,12 @@ def run(task: str, s: dict, t: dict, data: Path, folder: Path, *, log_metrics: L
                "success_count": results["succeeded"], "restarts": net.restarts}
     curve = pd.DataFrame(result.curve)  # every restart at every evaluation, on validation
     per_1000 = result.seconds / (t["epochs"] + 1) * 1000
+    kept = net.select(chosen["kept"])
+    served = Served(f"seq_{task}", f"seq_{t['model']}",
+                    {"num_in": kept.num_in, "hid": kept.hid, "num_out": kept.num_out},
+                    kept.state_dict(), _example(test_batch.x))
     return Outputs(
-        metrics=metrics, results=results, step=t["epochs"],
+        metrics=metrics, results=results, step=t["epochs"], served=[served],
         files={"train.log": "".join(result.log), "restarts.csv": curve,
                "curve.csv": pd.DataFrame(train.best_rows(result.curve))},
         timings={"seconds": result.seconds, "sec_per_1000_epochs": per_1000,
