@@ -23,7 +23,7 @@ from conftest import SAMPLE, run, set_params
 from nnstudies import tracking
 from test_tracking_server import get, mlflow_server, stage_env
 
-EPOCHS = 30
+EPOCHS = 60
 
 
 def search(url: str) -> list[dict]:

@@ -14,7 +14,7 @@ from mlflow.entities import LoggedModelStatus
 
 from conftest import landed_run
 from nnstudies import stage, tracking
-from nnstudies.served import Served
+from nnstudies.outputs import Served
 from test_kmnist import load_stage, write_subset
 from test_tracking import client
 

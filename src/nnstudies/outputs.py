@@ -8,16 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-if TYPE_CHECKING:
-    from nnstudies.served import Served
+from typing import Any, NamedTuple
 
 
 class Table(NamedTuple):
     """A CSV file without pandas: a header and rows of values."""
     header: Sequence[str]
     rows: Iterable[Sequence]
+
+
+@dataclass
+class Served:
+    """One trained net to log as an MLflow model."""
+    name: str             # the model's name in MLflow, e.g. net_conv, checker_mlp, seq_reber
+    family: str           # a key of nnstudies.served.REGISTRY: how to rebuild the net from config and state
+    config: dict          # the family's constructor arguments, JSON-able
+    state: dict           # one net's state_dict (CPU tensors)
+    example: Any          # a small float32 numpy input, batch (and T) > 1: export fixes a size 1
 
 
 @dataclass
@@ -35,7 +42,7 @@ class Outputs:
       file without pandas.
     - ``models``: path (relative to the repository root) -> an object for ``torch.save``.
     - ``served``: the trained nets to log as MLflow models
-      (:class:`nnstudies.served.Served`: name, family, config, weights, input example);
+      (:class:`Served`: name, family, config, weights, input example);
       the sender exports each as a ``torch.export`` program (docs/compare.md).  Sweeps log
       none: thousands of nets.
     - ``timings``: clock readings, logged to MLflow only (metrics files are what code and

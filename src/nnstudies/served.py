@@ -1,6 +1,7 @@
 """Trained nets as MLflow models: what a stage hands over, and how the sender logs it.
 
-A stage returns each net it trained as a :class:`Served` (``Outputs.served``): a name, a
+A stage returns each net it trained as a :class:`nnstudies.outputs.Served` (``Outputs.served``;
+declared there, so that a study module never imports this one, nor mlflow): a name, a
 family of :data:`REGISTRY`, the constructor's config, one net's weights and a small input
 example.  The stage's Run writes the weights (``torch.save`` of tensors only) and the example
 (``.npy``) into its record (tracking.Run._write_record): no mlflow, no export in the stage.
@@ -31,7 +32,6 @@ The signature has -1 for the batch (and, recurrent nets, the time) dimension.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,15 +40,7 @@ import torch
 from torch import nn
 from torch._higher_order_ops.scan import scan
 
-
-@dataclass
-class Served:
-    """One trained net to log as an MLflow model."""
-    name: str             # the model's name in MLflow, e.g. net_conv, checker_mlp, seq_reber
-    family: str           # a key of REGISTRY: how to rebuild the net from config and state
-    config: dict          # the family's constructor arguments, JSON-able
-    state: dict           # one net's state_dict (CPU tensors)
-    example: np.ndarray   # a small float32 input, batch (and T) > 1: export fixes a size 1
+from nnstudies.outputs import Served  # noqa: F401 - what a stage hands over, named here too
 
 
 class Family(NamedTuple):

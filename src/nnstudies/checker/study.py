@@ -13,8 +13,7 @@ import torch
 from nnstudies.checker import analysis, courselog, data, plots, train
 from nnstudies.checker.hand import SEED_DESIGN, SEED_SCALE, hand_net
 from nnstudies.checker.model import StackedMLP
-from nnstudies.outputs import LogMetrics, Outputs
-from nnstudies.served import Served
+from nnstudies.outputs import LogMetrics, Outputs, Served
 
 # The sweep of the scale k: geometric, 1 to 1000, 20 values per decade.
 SCALES = analysis.geometric_scales(1.0, 1000.0, 20)

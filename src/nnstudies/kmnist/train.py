@@ -20,8 +20,7 @@ import torch.nn.functional as F
 
 from nnstudies.errors import UserError
 from nnstudies.kmnist.models import CLASSES, build, count_parameters
-from nnstudies.outputs import Outputs
-from nnstudies.served import Served
+from nnstudies.outputs import Outputs, Served
 
 
 def pick_device(name: str) -> torch.device:

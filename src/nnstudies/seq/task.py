@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 
 from nnstudies.errors import UserError
-from nnstudies.outputs import LogMetrics, Outputs
+from nnstudies.outputs import LogMetrics, Outputs, Served
 from nnstudies.seq import checkpoints, languages, models, train
-from nnstudies.served import Served
 
 
 def keep(validation: dict, test: dict, bounds: dict) -> dict:
