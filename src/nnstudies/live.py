@@ -107,6 +107,8 @@ def follow(root: Path, ident: str) -> None:
     """While the stage runs, keep its live run up to date."""
     from nnstudies.atomic import _alive
 
+    with contextlib.suppress(OSError):
+        os.nice(19)  # the stage it follows comes first on shared cores
     path = folder(root, ident)
     start = json.loads((path / "start.json").read_text())
     ended = lambda: (path / "done").exists() or not _alive(start["pid"])  # noqa: E731
