@@ -13,7 +13,7 @@ import torch
 from mlflow.entities import LoggedModelStatus
 
 from conftest import landed_run
-from nnstudies import stage, tracking
+from nnstudies import served, stage, tracking
 from nnstudies.outputs import Served
 from test_kmnist import load_stage, write_subset
 from test_tracking import client
@@ -86,8 +86,8 @@ def load(root, uri: str):
     import mlflow.pytorch
 
     assert PICKLE_SWITCH not in os.environ  # loads as it would anywhere: pickle refused
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    return mlflow.pytorch.load_model(uri)
+    with served.store(f"sqlite:///{root / 'mlflow.db'}"):
+        return mlflow.pytorch.load_model(uri)
 
 
 def stage_net(root, name: str, out):
@@ -164,8 +164,8 @@ def test_models_have_a_signature_with_free_dims_an_input_example_and_no_pickle(l
     out, run_id = runs[name]
     c = client(root)
     (model,) = logged_models(c, run_id)
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    path = mlflow.artifacts.download_artifacts(f"models:/{model.model_id}")
+    with served.store(f"sqlite:///{root / 'mlflow.db'}"):
+        path = mlflow.artifacts.download_artifacts(f"models:/{model.model_id}")
     mlmodel = Model.load(path)
     example = out.served[0].example
     for spec, shape in ((mlmodel.signature.inputs.inputs[0], example.shape),
@@ -275,3 +275,18 @@ def test_a_resent_record_logs_its_model_once(root, monkeypatch):
         (copy / rel).write_bytes(data)
     assert tracking.flush(root).landed == [(record_id, run_id)]
     assert len(list(c.search_logged_models(experiments))) == 1
+
+
+def test_logging_a_model_leaves_the_tracking_variable_as_it_was(root, monkeypatch, tmp_path):
+    """A reader flushes first (`nnstudies compare`), then reads the store MLFLOW_TRACKING_URI
+    names: sending a model must not delete or change that variable."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    with tracking.Run("checker", "train_checker", {}) as run:
+        run.log_model(tiny_mlp(), step=1)
+    assert tracking.flush(root).failed == []
+    assert os.environ["MLFLOW_TRACKING_URI"] == store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    with served.store(store):
+        assert os.environ["MLFLOW_TRACKING_URI"] == store
+    assert "MLFLOW_TRACKING_URI" not in os.environ

@@ -31,6 +31,8 @@ The signature has -1 for the batch (and, recurrent nets, the time) dimension.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -130,6 +132,26 @@ class _Recurrent(nn.Module):
         return (h, c), h.clone()
 
 
+@contextlib.contextmanager
+def store(uri: str):
+    """mlflow's global tracking URI set to ``uri`` for a block, then put back as it was, the
+    environment too: ``mlflow.set_tracking_uri`` also writes MLFLOW_TRACKING_URI, and putting
+    back "no URI" deletes that variable, which a reader that flushed first (``nnstudies
+    compare``) still needs."""
+    from mlflow.tracking._tracking_service import utils
+
+    before, variable = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        utils.set_tracking_uri(uri)
+        yield
+    finally:
+        utils.set_tracking_uri(before)
+        if variable is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = variable
+
+
 def build(family: str, config: dict, state: dict):
     """The eval-mode module of ``family``; a family outside REGISTRY is a ValueError."""
     if family not in REGISTRY:
@@ -166,11 +188,10 @@ class Rebuilt(NamedTuple):
         LoggedModel is created in the run's experiment first: mlflow's fluent API would
         fall back on the default experiment."""
         import mlflow.pytorch
-        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
         model = client.create_logged_model(experiment_id, self.name, source_run_id=run_id,
                                            tags={"nnstudies.family": self.family})
-        with _use_tracking_uri(uri):  # the fluent calls inside log_model use the global URI
+        with store(uri):  # the fluent calls inside log_model use the global URI
             mlflow.pytorch.log_model(
                 self.module, name=self.name, model_id=model.model_id, run_id=run_id,
                 step=self.step, serialization_format="pt2", input_example=self.example,
