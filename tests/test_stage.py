@@ -1,6 +1,9 @@
 """The stage skeleton: params in, outputs written where the layout says, nothing on failure."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -155,6 +158,25 @@ def test_threads_come_from_params_not_omp_num_threads(root, monkeypatch):
     env = json.loads((root / layout.results("train_checker")).read_text())["environment"]
     assert env["cpu_path"]["threads"] == 1 and env["cpu_path"]["torch_capability"]
     assert "host" not in json.dumps(env)  # the host is an MLflow tag, never in hashed bytes
+
+
+NUMBA_FIRST = """\
+import os, numba
+from numba import njit
+from nnstudies import cpu
+cpu.set_threads(1)  # numba started its pool at import: 2 threads (NUMBA_NUM_THREADS=2 below)
+# A first compilation (an empty cache) re-reads every NUMBA_ variable, as a stage's first
+# training step does: it used to stop with 'Cannot set NUMBA_NUM_THREADS ...'.
+print(njit(lambda a: a + 1)(1), numba.get_num_threads(), os.environ["OMP_NUM_THREADS"])
+"""
+
+
+def test_threads_set_after_numba_loaded_let_it_compile(tmp_path):
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "NUMBA_CACHE_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", NUMBA_FIRST], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["2", "1", "1"]  # compiled; 1 thread runs; torch/MKL told 1
 
 
 STRICT_RUN = """\

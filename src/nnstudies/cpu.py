@@ -59,12 +59,19 @@ def set_threads(threads: int) -> None:
     The variables cover libraries not loaded yet (each reads them when it loads: a stage may
     import its study late); the calls, those already loaded: numba first, since starting its
     thread pool resets torch's thread count (measured).  This also keeps a huge
-    OMP_NUM_THREADS from ever starting its pool (100,000 threads segfaulted a stage)."""
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[name] = str(threads)
-    if "numba" in sys.modules:
-        numba = sys.modules["numba"]
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    OMP_NUM_THREADS from ever starting its pool (100,000 threads segfaulted a stage).
+
+    numba sizes its pool once, at import, from NUMBA_NUM_THREADS, and every compilation
+    re-reads the variables and stops if that one no longer matches a started pool: where
+    numba is loaded already, the variable keeps the pool's size and ``set_num_threads``
+    picks how many of them run (else a first compilation, with an empty cache, failed)."""
+    numba = sys.modules.get("numba")
+    pool = numba.config.NUMBA_NUM_THREADS if numba is not None else threads
+    for name, value in (("OMP_NUM_THREADS", threads), ("MKL_NUM_THREADS", threads),
+                        ("NUMBA_NUM_THREADS", pool)):
+        os.environ[name] = str(value)
+    if numba is not None:
+        numba.set_num_threads(min(threads, pool))
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
 
