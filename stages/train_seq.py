@@ -16,7 +16,8 @@ PARAMS = ["tracking", "seq.train", "seq.{item}"]
 
 def produce(p, ctx):
     t = p["seq"][ctx.item]
-    return task.run(ctx.item, p["seq"]["train"], t, ctx.path(layout.seq_data(ctx.item)),
+    grammar = languages.load(ctx.path(layout.seq_data(ctx.item)))
+    return task.run(ctx.item, p["seq"]["train"], t, grammar,
                     ctx.path(layout.seq_models(ctx.item)), log_metrics=ctx.log_metrics,
                     progress=ctx.progress(t["epochs"]))
 

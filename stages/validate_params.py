@@ -30,9 +30,9 @@ from nnstudies.seq.languages import check_memory as check_seq_memory
 NOTHING_RAN = "no other stage ran and no result was removed"
 
 
-def restore_hint(key: str | None) -> str:
-    """What the failed check left behind and how to get good params back (``key``: the bad
-    one's dotted key, when one key is to blame)."""
+def restore_hint(keys: tuple[str, ...]) -> str:
+    """What the failed check left behind and how to get good params back (``keys``: the dotted
+    keys of the bad value, or of the values that do not fit together)."""
     root = os.environ.get("DVC_ROOT")
     exp = bool(os.environ.get("DVC_EXP_NAME"))  # set by DVC for `dvc exp run` only
     if exp and root and Path(root).resolve() != Path.cwd().resolve():
@@ -55,10 +55,14 @@ def restore_hint(key: str | None) -> str:
     flat = params.flatten(committed)
     changed = [k for k in {**flat, **current} if k not in flat or k not in current
                or yamlfile.show(flat[k]) != yamlfile.show(current[k])]  # 1 == true in Python
-    others = [k for k in changed if not key or not (k == key or k.startswith(key + ".")
-                                                   or key.startswith(k + "."))]
-    if not changed or (key and others == changed):  # the bad value is not an uncommitted one
+    def under(k: str, key: str) -> bool:
+        return k == key or k.startswith(key + ".") or key.startswith(k + ".")
+
+    others = [k for k in changed if not any(under(k, key) for key in keys)]
+    blamed = [key for key in keys if any(under(k, key) for k in changed)]
+    if not changed or (keys and not blamed):  # no bad value is an uncommitted one
         return f"{said}; the committed params.yaml holds this too: fix it there"
+    key = blamed[0] if blamed else None  # an uncommitted value among those that do not fit
     if not others:
         return f"{said}; `git checkout params.yaml` puts the committed file back (it holds no other change)"
     listed = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
@@ -121,12 +125,24 @@ def check_across_keys(p: dict) -> None:
                                         f"is too many for the sweep's sequences: {exc}",
                                         f"sweep.seq.{task}.epochs") from None
     available = g["train_sequences"]
-    for task in LANGUAGES:  # a train_seq task is its language
-        epochs = p["seq"][task]["epochs"]
+    beyond = p["seq"]["beyond"]
+    nets = {f"seq.{task}": p["seq"][task] for task in LANGUAGES}  # a train_seq task: its language
+    nets.update({f"seq.beyond.{name}": beyond[name] for name in params.BEYOND_NETS})
+    for where, net in nets.items():
+        epochs = net["epochs"]
         if epochs + 1 > available:
-            raise params.ParamError(f"params.yaml: seq.{task}.epochs = {epochs} needs {epochs + 1} "
+            raise params.ParamError(f"params.yaml: {where}.epochs = {epochs} needs {epochs + 1} "
                                     f"training sequences, seq.grammar.train_sequences is "
-                                    f"{available} (raise it)", f"seq.{task}.epochs")
+                                    f"{available} (raise it)", f"{where}.epochs",
+                                    "seq.grammar.train_sequences")
+    for name in params.BEYOND_NETS:  # train_beyond generates its net's sequences at its max_n
+        net = beyond[name]
+        check_seq_memory(net["language"], available, held_out, net["max_n"], 0)
+        widest = max(g["max_n"], net["max_n"])
+        if beyond["probe_max_n"] <= widest:
+            raise params.ParamError(f"params.yaml: seq.beyond.probe_max_n = {beyond['probe_max_n']} "
+                                    f"must exceed every trained max_n ({widest}: the probe "
+                                    "measures n beyond it)", "seq.beyond.probe_max_n")
 
 
 def main():
@@ -137,7 +153,7 @@ def main():
         p = params.load(list(params.SCHEMA))
         check_across_keys(p)
     except UserError as exc:
-        raise UserError(f"{exc} ({restore_hint(getattr(exc, 'key', None))})") from None
+        raise UserError(f"{exc} ({restore_hint(getattr(exc, 'keys', ()))})") from None
     atomic.write_text(args.out, "params.yaml passed the schema of src/nnstudies/params.py\n")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = "data/samples/kmnist-holdout"
+
+# A shell starts a background job (`cmd &` in a script, CI runners) with SIGINT ignored, exec
+# keeps it ignored, and Python then installs no KeyboardInterrupt handler: every stage the tests
+# start would ignore their Ctrl-C.  A handler here is reset to the default in each child (as a
+# terminal's processes have it), so the tests see what a user's Ctrl-C does.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def tool_env(**extra) -> dict:
@@ -70,6 +77,19 @@ def set_params(repo: Path, **dotted) -> None:
             node = node[part]
         node[last] = value
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def tiny_seq(train_sequences: int, epochs: int, checkpoint_every: int, **more) -> dict:
+    """Params for a seconds-long run of the recurrent nets (set_params(repo, **tiny_seq(...)))."""
+    from nnstudies.params import BEYOND_NETS
+    from nnstudies.seq.languages import LANGUAGES
+    return {"tracking.enabled": False,
+            "seq.grammar.train_sequences": train_sequences,
+            "seq.grammar.validation_sequences": 20, "seq.grammar.test_sequences": 20,
+            "seq.train.restarts": 2, "seq.train.log_every": 200,
+            "seq.train.checkpoint_every": checkpoint_every,
+            **{f"seq.{task}.epochs": epochs for task in LANGUAGES},
+            **{f"seq.beyond.{net}.epochs": epochs for net in BEYOND_NETS}, **more}
 
 
 @pytest.fixture

@@ -90,6 +90,19 @@ def test_hand_edit_of_the_bad_key_only_suggests_git_checkout(repo):
                          "params.yaml` puts the committed file back (it holds no other change))")
 
 
+def test_values_that_do_not_fit_together_blame_the_one_edited(repo):
+    """An edit that makes a committed value too large (fewer training sequences than a
+    net's epochs) is the edit's fault: the line suggests putting the edited key back."""
+    set_params(repo, **{"seq.grammar.train_sequences": 601, "kmnist.lin.lr": 0.5})
+    line = one_error_line(run(VALIDATE, repo, check=False))
+    assert "seq.grammar.train_sequences is 601 (raise it)" in line
+    assert "holds this too" not in line
+    committed = params.read(ROOT / "params.yaml")["seq"]["grammar"]["train_sequences"]
+    assert line.endswith(f"setting seq.grammar.train_sequences back to {committed} (the committed "
+                         "value) keeps your other uncommitted changes (kmnist.lin.lr), `git "
+                         "checkout params.yaml` would drop them)")
+
+
 # ---- 6: profile names that are paths -------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from conftest import run, set_params
+from conftest import run, set_params, tiny_seq
 
 pytestmark = pytest.mark.pipeline
 
@@ -30,14 +30,7 @@ def declared_outputs(repo):
 
 
 def test_seq_pipeline_tiny_profile(repo):
-    set_params(repo, **{
-        "tracking.enabled": False,
-        "seq.grammar.train_sequences": 601, "seq.grammar.validation_sequences": 20,
-        "seq.grammar.test_sequences": 20,
-        "seq.train.restarts": 2, "seq.train.log_every": 200, "seq.train.checkpoint_every": 300,
-        **{f"seq.{t}.epochs": 600 for t in TASKS},
-        **{f"seq.plot.epoch.{t}": 600 for t in TASKS},
-    })
+    set_params(repo, **tiny_seq(601, 600, 300, **{f"seq.plot.epoch.{t}": 600 for t in TASKS}))
     run(["dvc", "repro", "plot_seq"], repo, timeout=600)
     for path in declared_outputs(repo):
         assert (repo / path).exists(), path

@@ -6,6 +6,7 @@ written, no temp files left), and the next `dvc repro` reruns the stage cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -56,6 +57,15 @@ def interrupt_mid_run(repo: Path, sig: int) -> subprocess.CompletedProcess:
     proc = subprocess.Popen(["dvc", "repro", STAGE], cwd=repo, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             env=tool_env(OMP_NUM_THREADS=1, NNSTUDIES_TRACKING="off"))
+    try:
+        return _interrupt_when_work_remains(proc, sig)
+    finally:  # a failed check leaves no stage training on in the background
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _interrupt_when_work_remains(proc: subprocess.Popen, sig: int) -> subprocess.CompletedProcess:
     seen = []
     for line in proc.stdout:
         seen.append(line)

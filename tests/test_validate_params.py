@@ -32,6 +32,10 @@ def test_committed_params_pass_and_the_output_never_changes(workdir):
     ("seq.grammar.train_sequences", 3_000_001, "of anbn (mean length 46.0) needs about 4.1 GB"),
     ("seq.anbncn.epochs", 300_000, "seq.anbncn.epochs = 300000 needs 300001 training sequences, "
                                    "seq.grammar.train_sequences is 200001 (raise it)"),
+    ("seq.beyond.anbncn_lstm.epochs", 300_000, "seq.beyond.anbncn_lstm.epochs = 300000 needs "
+                                               "300001 training sequences"),
+    ("seq.beyond.anbn_wide.max_n", 64, "seq.beyond.probe_max_n = 64 must exceed every trained "
+                                       "max_n (64: the probe measures n beyond it)"),
 ])
 def test_bad_or_oversized_params_are_one_line_and_write_nothing(workdir, key, value, message):
     set_params(workdir, **{key: value})

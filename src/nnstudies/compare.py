@@ -262,7 +262,7 @@ VIEWS = {
          "checker.train.restarts"),
         ("accuracy", "loss", "restarts_at_100")),
     "seq": View(
-        "train_seq@%", "success_count", "test.error",
+        "train_%", "success_count", "test.error",  # train_seq@<task>, train_beyond@<net>
         ("success_count", "test.error", "test.final", "test.separation", "validation.error"),
         ("seq.*.model", "seq.*.hid", "seq.train.lr", "seq.train.restarts"),
         ("error", "final", "loss", "separation")),

@@ -34,8 +34,9 @@ STUDIES = {
                                    (r"train_kmnist_(\w+):test_loss", r"\1 loss"))),
     "checker": Study(("hid", "checker."), (
         (r"train_checker:(accuracy|epochs_to_100|loss|output_margin|restarts_succeeded)", r"\1"),)),
-    "seq": Study(("seq.",), ((r"train_seq_(\w+):success_count", r"\1 ok"),
-                             (r"train_seq_(\w+):test\.(error|final)", r"\1 \2"))),
+    "seq": Study(("seq.",), ((r"train_(?:seq|beyond)_(\w+):success_count", r"\1 ok"),
+                             (r"train_(?:seq|beyond)_(\w+):test\.(error|final)", r"\1 \2"),
+                             (r"beyond:(\w+)\.largest_n", r"\1 up to n"))),
     "sweep": Study(("sweep.",), (
         (r"sweep_checker:sizes\.hid_(?P<part>\d+)\.rate", "checker hid:rate"),
         (r"sweep_seq:(\w+)\.sizes\.hid_(?P<part>\d+)\.rate", r"\1 hid:rate"))),

@@ -67,6 +67,8 @@ EXTRA_OUTS: dict[str, list[str]] = {
     "make_seq": ["data/seq/{item}.npz"],
     "train_seq": ["models/seq_{item}"],
     "plot_seq": [],
+    "train_beyond": ["models/seq_{item}"],
+    "beyond": [],
     "sweep_checker": [],
     "sweep_seq": [],
     "report": ["reports/report.md", "reports/report.html"],
@@ -74,7 +76,7 @@ EXTRA_OUTS: dict[str, list[str]] = {
 # Stages that write no metrics/results/plots of their own.
 BARE = {"validate_params", "report"}
 # Stages that write the course's logs (the original scripts' console output).
-WITH_LOGS = {"train_kmnist", "train_checker", "hand_checker", "train_seq"}
+WITH_LOGS = {"train_kmnist", "train_checker", "hand_checker", "train_seq", "train_beyond"}
 
 
 def outs(stage: str) -> list[Path]:

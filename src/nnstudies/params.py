@@ -21,11 +21,12 @@ from nnstudies.errors import UserError
 
 
 class ParamError(UserError):
-    """A params.yaml value that the schema does not allow; ``key``: its dotted key, if one."""
+    """A params.yaml value that the schema does not allow; ``key``: its dotted key, if one;
+    ``also``: the keys of other values it does not fit with."""
 
-    def __init__(self, message: str, key: str | None = None):
+    def __init__(self, message: str, key: str | None = None, *also: str):
         super().__init__(message)
-        self.key = key
+        self.keys = tuple(k for k in (key, *also) if k)
 
 
 # ---------------------------------------------------------------------------
@@ -163,6 +164,8 @@ _THREADS = Int(1, 256)
 # Which kernels compute (nnstudies.cpu): host = this machine's own; strict = the AVX2 kernels
 # every x86 machine runs, the same bits everywhere.
 _CPU_PATH = Choice(("host", "strict"))
+# The counter nets that train_beyond trains (seq.beyond.<name>; dvc.yaml's foreach list).
+BEYOND_NETS = ("anbn_lstm", "anbncn_lstm", "anbn_wide")
 _SWEEP_SEQ_TASK = {"hids": _HIDS, "epochs": Int(1, 10**7)}
 
 SCHEMA: dict = {
@@ -240,6 +243,13 @@ SCHEMA: dict = {
         "anbn": dict(_SEQ_TASK, success={"error": _RATE}),
         "anbncn": dict(_SEQ_TASK, success={"error": _RATE}),
         "ereber": dict(_SEQ_TASK, success={"final": _RATE}),
+        # Counter nets probed past their trained n (stage beyond); each trained by train_beyond.
+        "beyond": {
+            "probe_max_n": Int(2, 1000),
+            **{name: dict(_SEQ_TASK, language=Choice(("anbn", "anbncn")), max_n=Int(1, 64),
+                          success={"error": _RATE})
+               for name in BEYOND_NETS},
+        },
         # Which checkpoint each plot stage reads (in epochs): a group of its own, so that
         # changing it reruns only the plots, never the training.
         "plot": {

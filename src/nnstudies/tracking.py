@@ -72,7 +72,9 @@ NOTES = {  # the description (mlflow.note.content) the UI shows above each exper
                "units; `hand_checker`: the hand-designed step net; `sweep_checker`: success "
                "rate per size).",
     "seq": "Study 3: hidden-unit dynamics of recurrent nets (`make_seq@<task>`, "
-           "`train_seq@<task>`; `plot_seq@<task>`: the measured dynamics; `sweep_seq`).",
+           "`train_seq@<task>`; `plot_seq@<task>`: the measured dynamics; `train_beyond@<net>`: "
+           "LSTMs and a wider-range SRN on the counter languages; `beyond`: counting past the "
+           "trained n; `sweep_seq`).",
     REPORT_EXPERIMENT: "Not a study: one run per build of the report by the `report` stage, "
                        "with reports/report.md and report.html as artifacts. The studies are "
                        "kmnist, checker and seq.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnstudies import atomic
-from nnstudies.report import checker, document, inputs, kmnist, seq, summary, sweeps, targets
+from nnstudies.report import beyond, checker, document, inputs, kmnist, seq, summary, sweeps, targets
 from nnstudies.report.document import Heading, Para, Table
 
 
@@ -41,6 +41,7 @@ def build(root: Path, metrics_dir: Path, results_dir: Path, plots_dir: Path, gat
     ]
     for study in (kmnist, checker, seq):
         blocks += study.section(metrics_dir, results_dir, plots_dir, course)
+    blocks += beyond.section(results_dir, plots_dir)  # the end of Part 3
     blocks += sweeps.section(metrics_dir, results_dir, plots_dir)
     blocks += summary.section(root, params_path, fetch, profile)
     return blocks

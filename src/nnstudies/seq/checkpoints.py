@@ -103,8 +103,9 @@ def resumable(folder, settings: dict, grammar: Grammar, epochs: int) -> tuple[di
     return ckpt, f"resuming {path} after epoch {ckpt['progress']['epoch']}"
 
 
-def load_best(path) -> tuple[Stacked, dict]:
-    """The restart with the best validation score at that checkpoint, as a one-restart net."""
+def load_all(path) -> tuple[Stacked, int, dict]:
+    """Every restart at that checkpoint, the one best on validation (the kept restart) and
+    what the checkpoint says of itself."""
     ckpt = _read(path)
     try:
         net = models.build(ckpt["model"], ckpt["num_in"], ckpt["hid"], ckpt["restarts"])
@@ -114,5 +115,12 @@ def load_best(path) -> tuple[Stacked, dict]:
     except (KeyError, RuntimeError) as exc:
         raise UserError(f"{path}: checkpoint does not hold a net ({exc})") from None
     best = int(np.argmin(scores))
-    return net.select(best), {"best_restart": best, "epoch": ckpt["epoch"],
-                              "restarts": ckpt["restarts"], "validation": ckpt["validation"]}
+    return net, best, {"best_restart": best, "epoch": ckpt["epoch"], "model": ckpt["model"],
+                       "restarts": ckpt["restarts"], "validation": ckpt["validation"]}
+
+
+def load_best(path) -> tuple[Stacked, dict]:
+    """The restart with the best validation score at that checkpoint, as a one-restart net."""
+    net, best, info = load_all(path)
+    return net.select(best), {k: info[k] for k in ("best_restart", "epoch", "restarts",
+                                                    "validation")}

@@ -10,7 +10,8 @@ import pandas as pd
 
 from nnstudies.errors import UserError
 from nnstudies.outputs import LogMetrics, Outputs, Served
-from nnstudies.seq import checkpoints, languages, models, train
+from nnstudies.seq import checkpoints, models, train
+from nnstudies.seq.languages import Grammar
 
 
 def keep(validation: dict, test: dict, bounds: dict) -> dict:
@@ -35,14 +36,14 @@ def _example(x) -> np.ndarray:
     return example
 
 
-def run(task: str, s: dict, t: dict, data: Path, folder: Path, *, log_metrics: LogMetrics,
-        progress) -> Outputs:
-    """Train task ``task`` (params ``seq.train`` = ``s``, ``seq.<task>`` = ``t``) on the
-    sequences in ``data``, checkpoints in ``folder``; ``progress``: a Progress over epochs."""
-    grammar = languages.load(data)
+def run(task: str, s: dict, t: dict, grammar: Grammar, folder: Path, *,
+        log_metrics: LogMetrics, progress, group: str | None = None) -> Outputs:
+    """Train task ``task`` (params ``seq.train`` = ``s``, ``seq.<task>`` = ``t``: model, hid,
+    epochs, success) on ``grammar``'s sequences, checkpoints in ``folder``; ``progress``: a
+    Progress over epochs; ``group``: where ``t`` is in params.yaml (``seq.<task>``)."""
     if len(grammar.train) < t["epochs"] + 1:
-        raise UserError(f"seq.{task}.epochs = {t['epochs']} needs {t['epochs'] + 1} training "
-                        f"sequences, {data} has {len(grammar.train)} "
+        raise UserError(f"{group or f'seq.{task}'}.epochs = {t['epochs']} needs {t['epochs'] + 1} training "
+                        f"sequences, the data has {len(grammar.train)} "
                         "(raise seq.grammar.train_sequences)")
     net = models.build(t["model"], grammar.classes, t["hid"], s["restarts"])
     net.init_restarts(s["seed"], s["init"])
@@ -78,7 +79,8 @@ def run(task: str, s: dict, t: dict, data: Path, folder: Path, *, log_metrics: L
                     "test": {k: v[r] for k, v in test.items()}} for r in range(net.restarts)]
     final = grammar.language.final is not None
     results = {
-        "task": task, "model": t["model"], "hid": t["hid"], "epochs": t["epochs"],
+        "task": task, "language": grammar.lang, "max_n": grammar.max_n, "model": t["model"],
+        "hid": t["hid"], "epochs": t["epochs"],
         "settings": identity["train"], "restarts": net.restarts,
         "kept_restart": chosen["kept"],
         "selection": "lowest validation error" + (" + final" if final else ""),
