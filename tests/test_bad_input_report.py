@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT, copy_repo, run
 from nnstudies import restore
 
-INPUTS = ("metrics", "results", "plots", "reports", "gates.yaml", "params.yaml")
+INPUTS = ("metrics", "results", "plots", "reports", "gates.yaml", "params.yaml", "reference")
 # What the report in the copy holds before each run: any write at all would change it.
 PREVIOUS = {"reports/report.md": b"# the previous report\n", "reports/report.html": b"<p>previous</p>\n"}
 

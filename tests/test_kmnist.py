@@ -181,6 +181,8 @@ def staged(tmp_path_factory):
     stage.run("fetch_kmnist", "kmnist", fetch.PARAMS, fetch.produce, root=root)
     for net in ("lin", "full", "conv"):
         stage.run(f"train_kmnist@{net}", "kmnist", trainer.PARAMS, trainer.produce, root=root, cpu_group="kmnist.train")
+    compare = load_stage("compare_kmnist")
+    stage.run("compare_kmnist", "kmnist", compare.PARAMS, compare.produce, root=root)
     return root
 
 
@@ -229,6 +231,46 @@ def test_train_stage_metrics_results_and_files(staged, net, parameters):
     assert torch.load(staged / f"models/kmnist_{net}.pt")["net"] == net
 
 
+def test_compare_stage_pairs_the_three_nets_on_the_same_images(staged):
+    from nnstudies.stats import mcnemar_exact, wilson
+
+    compared = read(staged, "results", "compare_kmnist")
+    actual = {}
+    for net in ("lin", "full", "conv"):
+        rows = (staged / f"plots/train_kmnist_{net}/confusion.csv").read_text().splitlines()[1:]
+        actual[net] = [a == p for a, p in (row.split(",") for row in rows)]
+        got = compared["nets"][net]
+        assert got["correct"] == sum(actual[net]) and got["images"] == 200
+        assert got["interval"] == list(wilson(sum(actual[net]), 200))
+        assert sum(c["images"] for c in got["per_class"]) == 200
+    for pair in compared["pairs"]:
+        a, b = actual[pair["a"]], actual[pair["b"]]
+        only_a = sum(x and not y for x, y in zip(a, b))
+        only_b = sum(y and not x for x, y in zip(a, b))
+        assert (pair["only_a"], pair["only_b"]) == (only_a, only_b)
+        assert pair["p"] == mcnemar_exact(only_a, only_b)
+    assert compared["per_class"]["tests"] == 20
+    metrics = read(staged, "metrics", "compare_kmnist")
+    assert metrics["conv"]["test_accuracy_low"] == compared["nets"]["conv"]["interval"][0]
+    assert (staged / "plots/compare_kmnist/accuracy.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_confusion_file_of_unknown_classes_is_one_line(staged, tmp_path):
+    import shutil
+
+    from nnstudies.errors import UserError
+
+    root = tmp_path / "root"
+    shutil.copytree(staged, root)
+    (root / "plots/train_kmnist_full/confusion.csv").write_text("actual,predicted\nxx,o\n")
+    before = (root / "results/compare_kmnist.json").read_bytes()
+    compare = load_stage("compare_kmnist")
+    with pytest.raises(UserError, match=r"confusion.csv: unreadable or not the classes.*"
+                                        r"rerun dvc repro train_kmnist@full"):
+        stage.run("compare_kmnist", "kmnist", compare.PARAMS, compare.produce, root=root)
+    assert (root / "results/compare_kmnist.json").read_bytes() == before
+
+
 def test_cuda_requested_without_cuda_is_one_line_error_and_writes_nothing(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
@@ -262,7 +304,7 @@ def test_report_section_renders_from_the_stages_outputs(staged):
     blocks = part1.section(staged / "metrics", staged / "results", staged / "plots", {})
     figures = [f for b in blocks if isinstance(b, (Figure, Figures))
                for f in (b.items if isinstance(b, Figures) else [b])]
-    assert len(figures) == 7 and all(f.path.is_file() for f in figures)
+    assert len(figures) == 8 and all(f.path.is_file() for f in figures)
     text = markdown(blocks, staged)
     assert "All three nets were trained and tested on exactly these files" in text
     assert "Question 4: the three nets compared" in text

@@ -8,7 +8,7 @@ rendering (rounded, as a percentage, with thousands separators, signed) of
   seed report's numbers;
 - a sum over a list in one file (a total of counts);
 - the seed report's own numbers, quoted in the report modules' ``SEED`` constants, and the
-  literature's (``beyond.LITERATURE``).
+  literature's (``beyond.LITERATURE``, ``closing.REFERENCES``: years, volumes, pages).
 A number made up in the report (or left from an old run) matches none of these.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from nnstudies.report import beyond, kmnist, seq
+from nnstudies.report import beyond, closing, kmnist, seq
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,8 +48,9 @@ def leaves(value, path=()):
 
 def seed_numbers() -> set[float]:
     seeds = [kmnist.SEED, kmnist.SEED_TRAIN_IMAGES, seq.SEED, beyond.LITERATURE,
-             beyond.WILES_ELMAN]  # the literature's numbers, quoted
+             beyond.WILES_ELMAN, closing.REFERENCES]  # the literature's numbers, quoted
     numbers = {v for _, v in leaves(seeds) if isinstance(v, float)}
+    numbers |= {-v for _, v in leaves(closing.REFERENCES) if isinstance(v, float)}  # page ranges
     numbers.add(beyond.WILES_ELMAN["reached_n"] / beyond.WILES_ELMAN["trained_max_n"])
     f = kmnist.SEED_FULL_FORMULA  # the seed's NetFull formula, evaluated as it wrote it
     numbers.add(float(f["input_term"] * f["hidden"] + 10 * f["hidden"] + f["hidden"] + 10))

@@ -115,6 +115,29 @@ def edit(root, name, change):
     path.write_text(json.dumps(data))
 
 
+def test_a_count_no_single_unit_holds_is_not_given_to_one_unit(root):
+    def spread_over_two_units(found):  # the B count held by units 0 and 1 together
+        b = found["counting"]["phases"]["B"]
+        b.update(r=0.70, joint_r=0.98, end={"threshold": -0.2, "accuracy": 0.898, "above": False},
+                 end_joint={"accuracy": 0.99})
+    def q3(text):
+        return text.split("### Q3.")[1].split("### Q4.")[0]
+
+    assert "**hidden unit 0 counts down the B's still to come**" in q3(render(root))
+    edit(root, "plot_seq_anbncn", spread_over_two_units)
+    text = q3(render(root))
+    assert "counts down the B's" not in text
+    assert ("**no single unit follows the B's still to come** (the closest, unit 0, at r = +0.70, "
+            "below 0.9); a least-squares fit on all 3 units together follows it at r = 0.98") in text
+    assert "a threshold on a line through all 3 units for 99.0%" in text
+    assert "no single unit holds that count" in text
+
+
+def test_an_ungated_reading_says_so_with_its_numbers(root):
+    text = render(root)
+    assert "`plot_seq_anbncn` is not gated: no bound is set for its readings." in text
+
+
 def test_restarts_and_kept_restart_are_the_true_numbers(root):
     text = render(root)
     assert "**16 restarts**" in text and "**11 of 16 restarts** met the bounds" in text

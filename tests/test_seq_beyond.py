@@ -104,7 +104,7 @@ def test_the_reports_sentence_follows_the_measured_bound():
 
 
 def test_the_comparison_claims_a_difference_only_where_the_intervals_part():
-    from nnstudies.sweep.stats import wilson
+    from nnstudies.stats import wilson
 
     def net(right_beyond, restarts=16):
         return {"language": "anbn", "restarts": restarts, "beyond": right_beyond,

@@ -61,6 +61,22 @@ def test_a_unit_that_counts_backwards_has_r_minus_one():
         assert e["unit"] == 1 and e["r"] == pytest.approx(-1.0) and e["slope"] == pytest.approx(-2)
 
 
+def test_a_count_held_by_two_units_together_is_found_by_the_joint_fit():
+    """The B count split over units 0 and 1 (count = u0 + u1, each half noise): neither unit
+    alone follows it closely, the two together exactly; the end of the B's is a line through
+    both, not a threshold on one."""
+    rng = np.random.default_rng(1)
+    symbols = [blocks(*rng.integers(1, 9, size=6)) for _ in range(20)]
+    hidden = []
+    for s in symbols:
+        phase, count = mechanism.phase_counts(s)
+        share = rng.uniform(-3, 3, size=len(phase))
+        hidden.append(np.c_[count / 2 + share, count / 2 - share, np.where(phase == 0, 1.0, -1.0)])
+    b = mechanism.counting(hidden, symbols, "AB")["phases"]["B"]
+    assert abs(b["r"]) < 0.9 and b["joint_r"] == pytest.approx(1.0)
+    assert b["end_joint"]["accuracy"] == 1.0 > b["end"]["accuracy"]
+
+
 def test_best_threshold_either_way_round():
     assert mechanism.best_threshold([1, 2, 3, 4], [0, 0, 1, 1]) == {
         "threshold": 2.5, "accuracy": 1.0, "above": True}

@@ -31,22 +31,6 @@ CHECK = {"sweep": {"checker": {"hids": [2, 3], "seeds": 3, "max_epochs": 500}},
 
 # ---- statistics -----------------------------------------------------------------------
 
-def test_wilson_known_values_and_its_defining_equation():
-    assert stats.wilson(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
-    assert stats.wilson(10, 10) == (pytest.approx(0.7225, abs=1e-4), 1.0)
-    assert stats.wilson(5, 10) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
-    z = stats.Z95
-    for k, n in [(1, 3), (7, 20), (13, 40), (99, 100)]:
-        p = k / n
-        low, high = stats.wilson(k, n)
-        assert low < p < high
-        for bound in (low, high):  # the score test is exactly at its 95% boundary there
-            assert (p - bound) ** 2 == pytest.approx(z * z * bound * (1 - bound) / n, rel=1e-9)
-    assert stats.wilson(50, 100)[1] - stats.wilson(50, 100)[0] < stats.wilson(5, 10)[1] - stats.wilson(5, 10)[0]
-    with pytest.raises(ValueError):
-        stats.wilson(0, 0)
-
-
 def test_summarize_counts_per_size_with_quartiles_of_successes():
     rows = [{"hid": 3, "success": True, "epochs_to_success": e} for e in (400, 100, 300, 200)]
     rows += [{"hid": 3, "success": False, "epochs_to_success": None}]

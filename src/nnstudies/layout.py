@@ -62,6 +62,7 @@ EXTRA_OUTS: dict[str, list[str]] = {
     "validate_params": [str(PARAMS_OK)],
     "fetch_kmnist": [str(KMNIST_DATA)],
     "train_kmnist": ["models/kmnist_{item}.pt"],
+    "compare_kmnist": [],
     "train_checker": [str(CHECKER_MODEL)],
     "hand_checker": [],
     "make_seq": ["data/seq/{item}.npz"],

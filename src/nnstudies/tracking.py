@@ -67,7 +67,8 @@ RENAMED = {  # old experiment name -> new one (migrate_store keeps their runs)
     "recurrent-dynamics": "seq"}
 NOTES = {  # the description (mlflow.note.content) the UI shows above each experiment's runs
     "kmnist": "Study 1: KMNIST classifiers (`train_kmnist@lin`, `@full`, `@conv`; "
-              "`fetch_kmnist` logs the data it fetched).",
+              "`fetch_kmnist` logs the data it fetched; `compare_kmnist`: the three nets on the "
+              "same test images, with intervals and McNemar tests).",
     "checker": "Study 2: the 9-point checkerboard MLP (`train_checker`: the trained net, `hid` "
                "units; `hand_checker`: the hand-designed step net; `sweep_checker`: success "
                "rate per size).",

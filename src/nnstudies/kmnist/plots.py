@@ -1,4 +1,5 @@
-"""Figures: the classes (fetch), a trained classifier's confusion heatmap and its most confused pairs."""
+"""Figures: the classes (fetch), a trained classifier's confusion heatmap and its most confused
+pairs, and the three nets compared with their intervals (compare_kmnist)."""
 
 from __future__ import annotations
 
@@ -78,5 +79,35 @@ def class_examples(images, labels, class_names, title: str, per_class: int = 10)
             axes[row, col].imshow(images[index], cmap="gray_r")
         axes[row, 0].text(-4, 14, name, ha="right", va="center", fontsize=10)
     fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figure(accuracy: dict, steps: list[dict], classes: list[str], alpha: float):
+    """Left: each net's test accuracy with its 95% interval.  Right: the per-class change of
+    each step up, the changes Holm's correction supports filled, the others hollow."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), width_ratios=(1, 2.4))
+    for x, a in enumerate(accuracy.values()):
+        low, high = a["interval"]
+        left.errorbar([x], [100 * a["accuracy"]], yerr=[[100 * (a["accuracy"] - low)],
+                                                        [100 * (high - a["accuracy"])]],
+                      fmt="o", capsize=4, color="C0")
+    left.set_xticks(range(len(accuracy)), [a["title"] for a in accuracy.values()])
+    left.set_ylabel("test accuracy, % (95% Wilson interval)")
+    left.set_title("accuracy on the same test images")
+    positions = np.arange(len(classes))
+    for k, step in enumerate(steps):
+        change = [100 * (r["to_accuracy"] - r["from_accuracy"]) for r in step["classes"]]
+        filled = [r["supported"] for r in step["classes"]]
+        x = positions + (k - (len(steps) - 1) / 2) * 0.3
+        label = f"{accuracy[step['from']]['title']} -> {accuracy[step['to']]['title']}"
+        right.scatter(x, change, s=36, label=label, color=f"C{k + 1}",
+                      facecolors=[f"C{k + 1}" if f else "none" for f in filled])
+    right.axhline(0, color="grey", lw=0.8)
+    right.set_xticks(positions, classes)
+    right.set_xlabel("true class")
+    right.set_ylabel("change in class accuracy, points")
+    right.set_title(f"per class (filled: Holm-adjusted McNemar p < {alpha})")
+    right.legend(fontsize=8)
     fig.tight_layout()
     return fig

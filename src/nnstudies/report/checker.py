@@ -82,7 +82,7 @@ def kept_summary(r: dict, metrics: dict, targets: Targets) -> str:
              f"{s['max_epochs']:,}-epoch budget)"
              if k["first_epoch_at_100"] is not None else "")
     return (text + share + f". Final accuracy **{100 * k['accuracy']:.1f}%** ({k['correct']}/9), "
-            f"loss {k['loss']:.4f}, smallest output margin {k['output_margin']:.3g}. Course target: "
+            f"loss {k['loss']:.4f}, smallest output margin {k['output_margin']:.3g}. "
             f"{verdict(targets, 'metrics/train_checker.json', 'accuracy')}.")
 
 
@@ -232,7 +232,7 @@ def hand_q2(h: dict, plots: Path, targets: Targets) -> list:
         Table(["point", "target", "hidden code (h0..h3)", "units on", "output"],
               code_rows(h["hidden_codes"]), caption="The hidden code of each point under the step."),
         Para(alternation_text(h["hidden_codes"], d)),
-        Para(evaluation_text("Under the step", h["step"]) + ". Course target: "
+        Para(evaluation_text("Under the step", h["step"]) + ". Accuracy: "
              + verdict(targets, "metrics/hand_checker.json", "step.accuracy") + "; margin: "
              + verdict(targets, "metrics/hand_checker.json", "step.output_margin") + ". "
              + evaluation_text(f"The seed report's design (output bias {seed['design']['out_bias']:g})",
@@ -292,7 +292,7 @@ def hand_q3(h: dict, plots: Path, targets: Targets) -> list:
     k = h["scale"]
     return [
         Heading(3, "Q3: the same net rescaled for the sigmoid"),
-        Para(scale_text(h) + " Course target: "
+        Para(scale_text(h) + " "
              + verdict(targets, "metrics/hand_checker.json", "sigmoid.accuracy") + "."),
         Para(seed_scale_text(h)),
         Figures([Figure(plots / h["figures"]["scale"], "smallest output margin and points right vs k "

@@ -52,6 +52,25 @@ class Figures:
     items: list = field(default_factory=list)  # of Figure
 
 
+@dataclass
+class Items:
+    """A bulleted list of inline-marked-up lines."""
+    lines: list[str]
+
+
+@dataclass
+class Contents:
+    """Links to the given headings' anchors (the same in report.md and report.html)."""
+    headings: list[str]
+
+
+def anchor(text: str) -> str:
+    """A heading's anchor as GitHub names it: lower case, spaces to '-', other punctuation
+    dropped; report.html gives its headings the same ids."""
+    kept = "".join(c for c in text.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
 def markdown(blocks: list, out_dir: Path) -> str:
     """Markdown with figure links relative to ``out_dir`` (where report.md is written)."""
     lines: list[str] = []
@@ -60,6 +79,10 @@ def markdown(blocks: list, out_dir: Path) -> str:
             lines += ["#" * block.level + " " + block.text, ""]
         elif isinstance(block, Para):
             lines += [block.text, ""]
+        elif isinstance(block, Items):
+            lines += [f"- {line}" for line in block.lines] + [""]
+        elif isinstance(block, Contents):
+            lines += [f"- [{h}](#{anchor(h)})" for h in block.headings] + [""]
         elif isinstance(block, Code):
             lines += ["```", block.text.rstrip("\n"), "```", ""]
         elif isinstance(block, Table):
@@ -79,8 +102,12 @@ def page(blocks: list, title: str) -> str:
     for block in blocks:
         if isinstance(block, Heading):
             level = min(max(block.level, 1), 6)
-            anchor = "".join(c if c.isalnum() else "-" for c in block.text.lower()).strip("-")
-            body.append(f'<h{level} id="{anchor}">{_inline(block.text)}</h{level}>')
+            body.append(f'<h{level} id="{html.escape(anchor(block.text))}">{_inline(block.text)}</h{level}>')
+        elif isinstance(block, Items):
+            body.append("<ul>" + "".join(f"<li>{_inline(line)}</li>" for line in block.lines) + "</ul>")
+        elif isinstance(block, Contents):
+            body.append("<ul>" + "".join(f'<li><a href="#{html.escape(anchor(h))}">{_inline(h)}</a></li>'
+                                         for h in block.headings) + "</ul>")
         elif isinstance(block, Para):
             body.append(f"<p>{_inline(block.text)}</p>")
         elif isinstance(block, Code):

@@ -67,11 +67,18 @@ def data_sentence(fetch: dict, runs: dict) -> str:
     return text
 
 
-def accuracy_sentence(r: dict, m: dict, met: str) -> str:
+def interval(a: dict) -> str:
+    """'83.9-88.2%': a 95% Wilson interval of an accuracy in compare_kmnist's results."""
+    low, high = a["interval"]
+    return f"{100 * low:.1f}-{100 * high:.1f}%"
+
+
+def accuracy_sentence(r: dict, m: dict, met: str, compared: dict) -> str:
     last, seed = r["last_epoch"], SEED[r["net"]]
     text = (f"After {r['settings']['epochs']} epochs on {r['data']['train_images']:,} training "
             f"images: **test accuracy {pct(m['test_accuracy'])}** ({last['correct']}/"
-            f"{last['images']}), average test loss {m['test_loss']:.4f}. Course target: {met}.")
+            f"{last['images']}; 95% interval {interval(compared['nets'][r['net']])}), average "
+            f"test loss {m['test_loss']:.4f}. {met} (a bound for the official data).")
     seed_accuracy = seed["correct"] / seed["images"]
     diff = m["test_accuracy"] - seed_accuracy
     comparable = r["data"]["test_images"] == seed["images"]
@@ -153,7 +160,9 @@ def ordering_sentence(runs: dict, metrics: dict) -> str:
     text += (", as in the seed report." if by_accuracy == by_seed else
              f"; the seed report had {' > '.join(runs[n]['title'] for n in by_seed)}: "
              "**this run disagrees**.")
-    text += (" Accuracy rises with the parameter count here."
+    text += (" The parameter count rises in the same order; the nets differ in architecture as "
+             "well as in size, and no run here varies the size alone, so this does not show "
+             "that the parameter count is what raises the accuracy."
              if by_accuracy == by_size else " Accuracy does **not** follow the parameter count here.")
     steps = []
     for small, big in zip(by_size[::-1], by_size[::-1][1:]):
@@ -164,34 +173,78 @@ def ordering_sentence(runs: dict, metrics: dict) -> str:
     return text + " Per step up in size: " + "; ".join(steps) + "."
 
 
-def class_table(runs: dict) -> Table:
+def pairs_test_sentence(compared: dict) -> str:
+    """McNemar's exact test between each step up, on the paired test predictions."""
+    nets = compared["nets"]
+    images = next(iter(nets.values()))["images"]
+    parts, ahead = [], []
+    for pair in compared["pairs"]:
+        a, b = nets[pair["a"]]["title"], nets[pair["b"]]["title"]
+        images_word = "image" if pair["only_a"] == 1 else "images"
+        parts.append(f"{a} is right where {b} is wrong on {pair['only_a']} {images_word}, the "
+                     f"reverse on {pair['only_b']} (p = {pair['p']:.1e})")
+        if pair["p"] < compared["alpha"]:
+            ahead.append(f"{a} {'ahead of' if pair['only_a'] > pair['only_b'] else 'behind'} {b}")
+    verdict = (f"at p < {compared['alpha']}: {', '.join(ahead)}" if ahead else
+               f"no pair differs at p < {compared['alpha']}: these {images:,} images do not tell the nets apart")
+    return (f"On the same {images:,} test images, McNemar's exact test on the paired predictions "
+            f"(only the images one net gets right and the other wrong count): "
+            f"{'; '.join(parts)}; {verdict}.")
+
+
+def class_table(runs: dict, compared: dict) -> Table:
     classes = runs["lin"]["classes"]
-    acc = {n: {c["class"]: c["accuracy"] for c in runs[n]["per_class"]} for n in NETS}
-    rows = [[c, *(pct(acc[n][c]) for n in NETS), points(acc["full"][c] - acc["lin"][c]),
-             points(acc["conv"][c] - acc["full"][c])] for c in classes]
-    return Table(["class", *(runs[n]["title"] for n in NETS), "hidden units (full - lin)",
-                  "convolution (conv - full)"], rows,
-                 caption="Test accuracy per class, and what the hidden layer and the convolutions add.")
+    acc = {n: {c["class"]: c for c in compared["nets"][n]["per_class"]} for n in NETS}
+    supported = {(step["from"], step["to"], row["class"]): row["supported"]
+                 for step in compared["per_class"]["steps"] for row in step["classes"]}
+
+    def change(low: str, high: str, c: str) -> str:
+        mark = " **(supported)**" if supported[(low, high, c)] else ""
+        return points(acc[high][c]["accuracy"] - acc[low][c]["accuracy"]) + mark
+
+    rows = [[c, acc["lin"][c]["images"],
+             *(f"{pct(acc[n][c]['accuracy'])} ({interval(acc[n][c])})" for n in NETS),
+             change("lin", "full", c), change("full", "conv", c)] for c in classes]
+    family = compared["per_class"]
+    return Table(["class", "test images", *(runs[n]["title"] for n in NETS),
+                  "hidden units (full - lin)", "convolution (conv - full)"], rows,
+                 caption=f"Test accuracy per class (95% Wilson intervals), and what the hidden "
+                         f"layer and the convolutions change; **supported**: McNemar's exact "
+                         f"test within the class, Holm-corrected over all {family['tests']} "
+                         f"changes, p < {compared['alpha']}.")
 
 
-def gain_sentence(runs: dict, better: str, worse: str, what: str) -> str:
-    """Which classes gain most (and least) from going ``worse`` -> ``better``."""
-    acc = {n: {c["class"]: c["accuracy"] for c in runs[n]["per_class"]} for n in (better, worse)}
-    gains = sorted(((acc[better][c] - acc[worse][c], c) for c in acc[better]), reverse=True)
-    top = ", ".join(f"{c} ({points(g)})" for g, c in gains[:2])
-    text = f"{what} help most with {top}, least with {gains[-1][1]} ({points(gains[-1][0])})"
-    losers = [c for g, c in gains if g < 0]
-    if losers:
-        text += f"; {runs[better]['title']} is worse than {runs[worse]['title']} on {', '.join(losers)}"
-    return text + "."
+def gain_sentence(compared: dict) -> str:
+    """Which per-class changes the paired tests support, and that the rest are not told apart."""
+    nets, family = compared["nets"], compared["per_class"]
+    found, unsupported = [], []
+    for step in family["steps"]:
+        what = f"{nets[step['from']]['title']} -> {nets[step['to']]['title']}"
+        rows = sorted(step["classes"], key=lambda r: r["p_holm"])
+        good = [f"{r['class']} ({points(r['to_accuracy'] - r['from_accuracy'])}, adjusted "
+                f"p = {r['p_holm']:.1e})" for r in rows if r["supported"]]
+        found.append(f"{what}: {', '.join(good)}" if good else f"{what}: none")
+        unsupported += [r for r in rows if not r["supported"]]
+    text = (f"Per class (the test images of one class), McNemar's exact test with Holm's "
+            f"correction over all {family['tests']} changes (family-wise error {compared['alpha']}) "
+            f"supports these changes: {'; '.join(found)}.")
+    if unsupported:
+        sizes = sorted(r["to_accuracy"] - r["from_accuracy"] for r in unsupported)
+        text += (f" The other {len(unsupported)} changes ({points(sizes[0])} to "
+                 f"{points(sizes[-1])}) are not told apart from chance on "
+                 f"{min(r['images'] for r in unsupported)}-"
+                 f"{max(r['images'] for r in unsupported)} test images per class.")
+    return text
 
 
-def hardest_sentence(runs: dict) -> str:
+def hardest_sentence(compared: dict) -> str:
     parts = []
     for n in NETS:
-        worst = min(runs[n]["per_class"], key=lambda c: c["accuracy"])
-        parts.append(f"{runs[n]['title']}: {worst['class']} ({pct(worst['accuracy'])})")
-    return "Hardest class per net: " + "; ".join(parts) + "."
+        net = compared["nets"][n]
+        worst = min(net["per_class"], key=lambda c: c["accuracy"])
+        parts.append(f"{net['title']}: {worst['class']} ({pct(worst['accuracy'])}, 95% interval "
+                     f"{interval(worst)})")
+    return "Lowest class accuracy per net: " + "; ".join(parts) + "."
 
 
 def pairs_sentence(r: dict) -> str:
@@ -211,8 +264,8 @@ def pairs_sentence(r: dict) -> str:
     text += (f" Mean test images correlate at {correlations} "
              f"for these pairs (median over all {like['class_pairs']} class pairs "
              f"{like['median']:.2f}): {len(alike)} of {len(pairs)} look more alike than the "
-             "median pair, so shared strokes explain "
-             + ("them." if len(alike) == len(pairs) else "only some of them."))
+             "median pair (a likeness of mean images; nothing here changes the strokes, so it "
+             "does not show that shared strokes cause the confusion).")
     return text
 
 
@@ -250,6 +303,7 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
     runs = {n: read(results_dir, f"train_kmnist_{n}") for n in NETS}
     metrics = {n: read(metrics_dir, f"train_kmnist_{n}") for n in NETS}
     fetch = read(results_dir, "fetch_kmnist")
+    compared = read(results_dir, "compare_kmnist")
     blocks: list = [Heading(2, "Part 1: Japanese character recognition (KMNIST)"),
                     Para(data_sentence(fetch, runs)),
                     Figure(plots_dir / "fetch_kmnist" / fetch["figures"]["classes"],
@@ -263,7 +317,7 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
         blocks += [
             Heading(3, f"Question {q}: {r['title']} ({KINDS[n]})"),
             settings_table(r),
-            Para(accuracy_sentence(r, m, met)),
+            Para(accuracy_sentence(r, m, met, compared)),
             Para("The last epoch's console output, in the course format:"),
             Code(course_log(r)),
             Table(["true \\ predicted", *classes], [[c, *row] for c, row in zip(classes, r["confusion"])],
@@ -273,16 +327,20 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
             Para(parameter_sentence(r)),
         ]
         seed = SEED[n]
-        summary.append([r["title"], f"{r['settings']['parameters']:,}", pct(m["test_accuracy"]),
+        summary.append([r["title"], f"{r['settings']['parameters']:,}",
+                        f"{pct(m['test_accuracy'])} ({interval(compared['nets'][n])})",
                         f"{m['test_loss']:.4f}", met, pct(seed["correct"] / seed["images"])])
     blocks += [
         Heading(3, "Question 4: the three nets compared"),
-        Table(["net", "parameters", "test accuracy", "test loss", "course target",
+        Table(["net", "parameters", "test accuracy (95% interval)", "test loss", "bound (official data)",
                "seed report (official data)"], summary),
-        Para(ordering_sentence(runs, metrics)),
-        class_table(runs),
-        Para(gain_sentence(runs, "full", "lin", "Hidden units")
-             + " " + gain_sentence(runs, "conv", "full", "Convolutions") + " " + hardest_sentence(runs)),
+        Para(ordering_sentence(runs, metrics) + " " + pairs_test_sentence(compared)),
+        Figure(plots_dir / "compare_kmnist" / compared["figures"]["accuracy"],
+               "The three nets on the same test images: accuracy with its 95% interval, and the "
+               "change per class of each step up (filled: supported by the Holm-corrected "
+               "McNemar test)"),
+        class_table(runs, compared),
+        Para(gain_sentence(compared) + " " + hardest_sentence(compared)),
         Heading(3, "Most confused characters"),
         Table(["net", "true class", "taken for", "count", "share of the true class",
                "mean-image correlation"],

@@ -25,7 +25,7 @@ from nnstudies import params
 from nnstudies.errors import UserError
 from nnstudies.outputs import Outputs
 from nnstudies.seq.languages import TABLE
-from nnstudies.sweep.stats import wilson
+from nnstudies.stats import wilson
 
 NETS = params.BEYOND_NETS  # the nets of seq.beyond, trained by train_beyond
 # Context blocks around the measured one: the state must count from a real block boundary.

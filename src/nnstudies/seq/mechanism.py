@@ -52,6 +52,17 @@ def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(cov / (sx * sy)), float(cov / sx ** 2)
 
 
+def joint_fit(units: np.ndarray, count: np.ndarray) -> float:
+    """The correlation of ``count`` with its least-squares fit on all ``units`` (+ a constant):
+    the multiple correlation R, 0 where the count is flat."""
+    count = np.asarray(count, float)
+    if len(count) < 2 or count.std() == 0:
+        return 0.0
+    design = np.c_[units, np.ones(len(count))]
+    fitted = design @ np.linalg.lstsq(design, count, rcond=None)[0]
+    return linear_fit(fitted, count)[0]
+
+
 def best_threshold(values: np.ndarray, labels: np.ndarray) -> dict:
     """The one threshold on ``values`` that best tells ``labels`` (bool) apart, either way
     round: {"threshold", "accuracy", "above": the label on the high side}."""
@@ -76,8 +87,11 @@ def counting(hidden: list[np.ndarray], symbols: list[np.ndarray], alphabet: str)
     """The counter read off the hidden units, over all sequences.
 
     ``phases``: per phase, r and slope of every unit against the count, the unit with the
-    largest |r| (``unit``), and for the B / C phases the best threshold on that unit between
-    "more to come" and "run ends here" (count 0).  ``switches``: per change of phase (A->B,
+    largest |r| (``unit``), ``joint_r``: the correlation of the count with its least-squares
+    fit on all units together (a count may be held by several units, none alone), and for the
+    B / C phases the best threshold on that unit between "more to come" and "run ends here"
+    (count 0), ``end``, and the best threshold on a least-squares line through all units,
+    ``end_joint`` (both fitted and scored on the same rows).  ``switches``: per change of phase (A->B,
     B->C, B->A, C->A), the unit whose mean activation changes most, before and after.
     """
     h = np.concatenate([u[: len(s) - 1] for u, s in zip(hidden, symbols)])
@@ -94,9 +108,13 @@ def counting(hidden: list[np.ndarray], symbols: list[np.ndarray], alphabet: str)
         entry = {"count": "read so far" if p == 0 else "still to come", "points": int(m.sum()),
                  "unit": unit, "r": fits[unit][0], "slope": fits[unit][1],
                  "r_per_unit": [r for r, _ in fits], "slope_per_unit": [s for _, s in fits],
-                 "max_count": int(count[m].max()), "mean": h[m].mean(0).tolist()}
+                 "max_count": int(count[m].max()), "mean": h[m].mean(0).tolist(),
+                 "joint_r": joint_fit(h[m], count[m])}
         if p > 0:  # where the run ends the net must switch its prediction: read off by a threshold
-            entry["end"] = best_threshold(h[m, unit], count[m] == 0)
+            ends = count[m] == 0
+            entry["end"] = best_threshold(h[m, unit], ends)
+            line = np.c_[h[m], np.ones(int(m.sum()))] @ _probe(h[m], ends)
+            entry["end_joint"] = {"accuracy": best_threshold(line, ends)["accuracy"]}
         out["phases"][name] = entry
     # phase switches: unit rows k (phase a) -> k+1 (phase b) within a sequence
     before = np.concatenate([p[:-1] for p, _ in pc])

@@ -210,7 +210,12 @@ def counter_findings(runs: dict, grammar: Grammar) -> dict:
                # clusters of (symbol read, count): the states merge the A and B branch of a count
                "phase_separation": dynamics.centroid_accuracy(
                    points, read * (grammar.max_state + 1) + labels)}
-    return {"metrics": metrics, "counting": found,
+    # where the (phase, count) clusters overlap: the nearest-centroid hits within each phase
+    combined = read * (grammar.max_state + 1) + labels
+    hits = dynamics.nearest_centroid(points, dynamics.centroids(points, combined)) == combined
+    by_phase = {ch: float(hits[read == p].mean()) for p, ch in enumerate(grammar.alphabet)
+                if (read == p).any()}
+    return {"metrics": metrics, "counting": found, "separation_by_phase": by_phase,
             "det_positions": {k: {"right": h, "of": n} for k, (h, n) in totals.items()},
             "state_separation": dynamics.centroid_accuracy(points, labels)}
 

@@ -1,26 +1,10 @@
-"""Success rates with 95% Wilson score intervals, and the per-size summary of a sweep."""
+"""The per-size summary of a sweep: success rates with 95% Wilson intervals, epochs to success."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
-
-
-def wilson(successes: int, runs: int, z: float = Z95) -> tuple[float, float]:
-    """The Wilson score interval for a binomial proportion: unlike p +- z*se it stays inside
-    [0, 1] and is not empty at 0 or n successes, the usual outcomes of a small sweep."""
-    if runs <= 0:
-        raise ValueError("an interval needs at least one run")
-    p, n = successes / runs, runs
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    # In exact arithmetic the bounds are 0 at k = 0 and 1 at k = n: no rounding residue there.
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == runs else min(1.0, centre + half)
-    return low, high
+from nnstudies.stats import wilson
 
 
 def quartiles(values: list[float]) -> dict | None:
