@@ -9,6 +9,7 @@ import pytest
 from nnstudies import stage
 from nnstudies.report import document, seq
 from nnstudies.seq import languages, mechanism, models, plots
+from nnstudies.stats import wilson
 
 TASKS = ("reber", "anbn", "anbncn", "ereber")
 
@@ -179,19 +180,43 @@ def test_the_seed_sides_are_checked_against_the_means(root):
 
 def test_the_context_unit_is_found_and_named(root):
     text = render(root)
-    assert "Cell 2 carries the outer T/P" in text and "for **100.0%** of the steps" in text
+    # without an intervention the report names the best separator, not a carrier
+    assert "Cell 2 separates the outer T/P best (a correlation" in text
+    assert "for **100.0%** of the steps" in text and "carries the outer" not in text.split("Q4.")[1]
     assert "a linear probe on all 4 cells for 100.0%" in text
     found = context_results(carrier=0)
     write(root, "plot_seq_ereber", {"error": 0.01, "final": 0.001, **found.pop("metrics")},
           {"task": "ereber", "epoch": 600, "restart": 3, "restarts": 16, "split": "test",
            "sequences": 12, "shown_sequences": 3, **found})
-    assert "Cell 0 carries the outer T/P" in render(root)
+    assert "Cell 0 separates the outer T/P best" in render(root)
+
+
+def test_carries_is_said_only_where_the_intervention_shows_it(root):
+    def swap(flipped):
+        def change(data):
+            data["intervention"] = {"strings": 12, "baseline_right": 12, "units": [
+                {"unit": u, "flipped": f, "shift": 1.0, "interval": list(wilson(f, 12))}
+                for u, f in enumerate(flipped)]}
+        return change
+    edit(root, "plot_seq_ereber", swap([0, 1, 12, 0]))  # only the best separator, cell 2, flips
+    text = render(root)
+    assert "Cell 2 carries the outer T/P through the inner string (the intervention below)" in text
+    assert "cell 2: 12 of 12 (76-100%, shift 1.00)" in text
+    assert "only swapping cell 2 flips the prediction beyond the others' intervals" in text
+    edit(root, "plot_seq_ereber", swap([0, 9, 12, 0]))  # a second cell flips nearly as often
+    text = render(root)
+    assert "Cell 2 separates the outer T/P best (a correlation" in text
+    assert "does not show that it alone carries the outer symbol" in text
+    edit(root, "plot_seq_ereber", swap([0, 12, 0, 0]))  # another cell carries it, not cell 2
+    text = render(root)
+    assert ("swapping cell 2, the best separator over the inner steps, changes nothing the net "
+            "predicts, while swapping cell 1 flips 12 of 12: cell 1 carries the outer symbol") in text
 
 
 def test_the_seed_gate_reading_follows_the_data(root):
     text = render(root)
     # the carrier (|c| = 2 everywhere) is the largest cell; forget 0.99; input shut (0.1)
-    assert "which agrees: the carrier, cell 2, has the largest mean |c|" in text
+    assert "which agrees: cell 2, the best separator, has the largest mean |c|" in text
     assert "agrees that the forget gate keeps the old content" in text
     assert "the input gate is mostly shut (mean 0.10" in text
 
@@ -201,7 +226,7 @@ def test_the_seed_gate_reading_follows_the_data(root):
         data["gates"]["change"].update(BP=1.0, SS=0.1)
     edit(root, "plot_seq_ereber", flip)
     text = render(root)
-    assert "**disagrees**: the carrier, cell 2, ranks 3 by mean |c|" in text
+    assert "**disagrees**: cell 2, the best separator, ranks 3 by mean |c|" in text
     assert "**disagrees** that the forget gate keeps it" in text
     assert "the input gate is mostly open too (mean 0.90)" in text
     assert "1.00 reading P after B and 0.10 reading S after S: **the reverse**" in text

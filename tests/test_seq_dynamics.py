@@ -77,6 +77,33 @@ def test_a_count_held_by_two_units_together_is_found_by_the_joint_fit():
     assert b["end_joint"]["accuracy"] == 1.0 > b["end"]["accuracy"]
 
 
+def test_swapping_the_cell_the_output_reads_flips_the_closing_symbol_and_a_twin_does_not():
+    """Two cells hold the outer T/P alike (the same correlation); the output reads only cell 0.
+    Swapping cell 0 to the other branch's value flips every closing prediction; swapping
+    cell 1, its twin in every correlation, flips none: the intervention tells them apart."""
+    alphabet = languages.REBER  # "BTSXPVE"
+    t, p = alphabet.index("T"), alphabet.index("P")
+    net = models.build("lstm", 7, 2, 1)
+    with torch.no_grad():
+        for param in net.parameters():
+            param.zero_()
+        net.hid_bias[0, 0:2] = 10.0   # input gates open
+        net.hid_bias[0, 2:4] = 10.0   # forget gates keep
+        net.hid_bias[0, 6:8] = 10.0   # output gates open
+        net.W[0, t, 4:6] = 3.0        # the candidate: + on T, - on P, 0 on every other symbol
+        net.W[0, p, 4:6] = -3.0
+        net.V[0, 0, t], net.V[0, 0, p] = 5.0, -5.0  # the output reads cell 0 only
+    symbols, context = [], []
+    for outer in "TPTP":
+        s = np.array([alphabet.index(ch) for ch in f"B{outer}BSSXE{outer}E"])
+        symbols.append(s)
+        context.append(mechanism.lstm_gates(net, s)["c"])
+    assert np.corrcoef([c[1, 0] for c in context], [c[1, 1] for c in context])[0, 1] == pytest.approx(1)
+    swap = mechanism.branch_swap(net, symbols, context, alphabet)
+    assert swap["baseline_right"] == 4
+    assert [(u["unit"], u["flipped"]) for u in swap["units"]] == [(0, 4), (1, 0)]
+
+
 def test_best_threshold_either_way_round():
     assert mechanism.best_threshold([1, 2, 3, 4], [0, 0, 1, 1]) == {
         "threshold": 2.5, "accuracy": 1.0, "above": True}

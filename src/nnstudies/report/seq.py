@@ -291,14 +291,56 @@ def counter(task: str, plot: dict, metrics: dict, figures: Path) -> list:
 
 # ---- Q4 ------------------------------------------------------------------------------------
 
+def carried(swap: dict | None, unit: int) -> bool:
+    """Whether the intervention shows cell ``unit`` carrying the outer symbol: swapping it
+    flips the closing prediction more often than swapping any other cell, intervals apart."""
+    if not swap:
+        return False
+    cells = {c["unit"]: c for c in swap["units"]}
+    return cells[unit]["flipped"] > 0 and all(cells[unit]["interval"][0] > c["interval"][1]
+                                              for v, c in cells.items() if v != unit)
+
+
+def intervention_text(swap: dict | None, unit: int) -> str:
+    if not swap:
+        return "No intervention was run on the cells."
+    n = swap["strings"]
+    per_cell = "; ".join(f"cell {c['unit']}: {c['flipped']} of {n} ({100 * c['interval'][0]:.0f}-"
+                         f"{100 * c['interval'][1]:.0f}%, shift {c['shift']:.2f})"
+                         for c in swap["units"])
+    top = max(swap["units"], key=lambda c: c["flipped"])
+    if carried(swap, unit):
+        verdict = (f"only swapping cell {unit} flips the prediction beyond the others' "
+                   f"intervals: it carries the outer symbol from the branch to the end")
+    elif top["flipped"] and carried(swap, top["unit"]):
+        verdict = (f"swapping cell {unit}, the best separator over the inner steps, changes "
+                   f"nothing the net predicts, while swapping cell {top['unit']} flips "
+                   f"{top['flipped']} of {n}: cell {top['unit']} carries the outer symbol from the "
+                   f"branch on, and cell {unit}'s separation is a correlate of it")
+    else:
+        verdict = (f"swapping cell {unit} does not flip the prediction more than every other "
+                   f"cell does, intervals apart: the test does not show that it alone carries "
+                   f"the outer symbol")
+    return (f"**Intervention.** Right after the outer T/P is read, each cell in turn is set to "
+            f"the mean it takes there on the other branch, and the rest of the string runs "
+            f"unchanged; without it the net predicts the closing symbol right for "
+            f"{swap['baseline_right']} of {n} test strings. Strings whose predicted closing "
+            f"symbol flips (95% interval; the unit of independence is the test string): "
+            f"{per_cell}. So {verdict}.")
+
+
 def ereber(train: dict, plot: dict, metrics: dict, figures: Path) -> list:
     probe, gates = plot["probe"], plot["gates"]
     u = probe["unit"]
     others = ", ".join(f"cell {i} {pct(a)}" for i, a in enumerate(probe["unit_accuracy"]) if i != u)
     at_end = probe["by_position"][0] if probe["by_position"] else {"carrier": None,
                                                                     "probe": None}
-    text = (f"**The context unit.** Cell {u} carries the outer T/P through the inner string: "
-            f"over every inner step one threshold on it tells the T branch from the P branch for "
+    carries = carried(plot.get("intervention"), u)
+    text = (f"**The context unit.** Cell {u} "
+            + ("carries the outer T/P through the inner string (the intervention below)"
+               if carries else "separates the outer T/P best (a correlation; the intervention "
+                               "below does not show that it carries it)")
+            + ": over every inner step one threshold on it tells the T branch from the P branch for "
             f"**{pct(probe['unit_accuracy'][u])}** of the steps ({others}); its mean is "
             f"{probe['mean']['T']:+.2f} on the T branch and {probe['mean']['P']:+.2f} on the P "
             f"branch. At the step that must predict the closing symbol (after the inner E), a "
@@ -308,10 +350,10 @@ def ereber(train: dict, plot: dict, metrics: dict, figures: Path) -> list:
             f"final error is {num(metrics.get('final'))}.")
     biggest = max(range(len(gates["abs_cell"])), key=lambda i: gates["abs_cell"][i])
     if gates["abs_cell_rank"] == 1:
-        claim1 = (f"agrees: the carrier, cell {u}, has the largest mean |c| "
+        claim1 = (f"agrees: cell {u}, the best separator, has the largest mean |c| "
                   f"({gates['abs_cell'][u]:.2f})")
     else:
-        claim1 = (f"**disagrees**: the carrier, cell {u}, ranks {gates['abs_cell_rank']} by mean "
+        claim1 = (f"**disagrees**: cell {u}, the best separator, ranks {gates['abs_cell_rank']} by mean "
                   f"|c| ({gates['abs_cell'][u]:.2f}); the largest, cell {biggest} "
                   f"({gates['abs_cell'][biggest]:.2f}), tells T from P for only "
                   f"{pct(probe['unit_accuracy'][biggest])}")
@@ -325,7 +367,8 @@ def ereber(train: dict, plot: dict, metrics: dict, figures: Path) -> list:
         claim2 += (f"; but the input gate is mostly open too (mean {gates['input']:.2f}), writing "
                    f"|i g| = {gates['write']:.2f} per step into a cell that holds "
                    f"|c| = {gates['abs_cell'][u]:.2f}: the branch is not kept behind a closed "
-                   "input gate; the cell is rewritten at every step and stays apart by branch")
+                   "input gate; with the forget gate near 1 the cell adds that to what it keeps, "
+                   "an accumulator that stays apart by branch")
     else:
         claim2 += (f"; the input gate is mostly shut (mean {gates['input']:.2f}, |i g| = "
                    f"{gates['write']:.2f} per step)")
@@ -359,16 +402,16 @@ def ereber(train: dict, plot: dict, metrics: dict, figures: Path) -> list:
     header = ["step"] + [f"{b} branch: {h}" for b in ex for h in ("read", f"cell {u}", "forget",
                                                                   "input")]
     strings = " and ".join(f"{b} branch `{e['string']}`" for b, e in ex.items())
-    return [Para(text), Para(text2),
-            Table(header, rows, caption=f"Two test strings side by side ({strings}): the carrier "
-                                        "cell and its gates after each symbol read."),
+    return [Para(text), Para(intervention_text(plot.get("intervention"), u)), Para(text2),
+            Table(header, rows, caption=f"Two test strings side by side ({strings}): cell {u} "
+                                        "and its gates after each symbol read."),
             Para(f"Hidden vectors fall to their own state's centroid {pct(metrics['separation'])} of "
                  f"the time, the cells {pct(metrics['context_separation'])}"
                  + (": the units separate the outer symbol more cleanly than the grammar states."
                     if probe["unit_accuracy"][u] > max(metrics["separation"],
                                                        metrics["context_separation"]) else ".")),
             Figures([Figure(figures / "branches.png", "Embedded Reber: a T- and a P-branch string, "
-                                                      f"the cells (carrier {u} thick) and its gates"),
+                                                      f"the cells (cell {u} thick) and its gates"),
                      Figure(figures / "probe.png", "Embedded Reber: T vs P read from the cells, per "
                                                    "step before the inner E")])]
 

@@ -188,6 +188,49 @@ def context_probe(context: list[np.ndarray], symbols: list[np.ndarray], alphabet
 
 
 @torch.no_grad()
+def _closing_prediction(model, symbols: np.ndarray, alphabet: str, unit: int | None = None,
+                        value: float = 0.0) -> str:
+    """The closing symbol (T or P) a one-restart LSTM predicts after the inner E (unit row
+    L-3), optionally with cell ``unit`` set to ``value`` right after the outer T/P is read
+    (row 1); the rest of the string runs unchanged through the course's loop."""
+    x = torch.eye(model.num_in)[torch.from_numpy(np.asarray(symbols[:-1], np.int64))]
+    W, U, b = model.W[0], model.U[0], model.hid_bias[0]
+    h, c = torch.zeros(model.hid), torch.zeros(model.hid)
+    for row, x_t in enumerate(x[: len(symbols) - 2]):  # rows 0 .. L-3
+        i, f, g, o = (x_t @ W + h @ U + b).chunk(4)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        if row == 1 and unit is not None:
+            c = c.clone()
+            c[unit] = value
+        h = torch.sigmoid(o) * torch.tanh(c)
+    logits = h @ model.V[0] + model.out_bias[0]
+    t, p = alphabet.index("T"), alphabet.index("P")
+    return "T" if logits[t] >= logits[p] else "P"
+
+
+def branch_swap(model, symbols: list[np.ndarray], context: list[np.ndarray], alphabet: str) -> dict:
+    """An intervention on each cell unit in turn: right after the outer T/P is read, set the
+    cell to the mean it takes there on the *other* branch, run the rest of the string as it
+    is, and count the strings whose predicted closing symbol flips.  A cell that carries the
+    outer symbol to the end flips them; a cell that does not, flips none.  ``context``: the
+    cells per string (rows as everywhere), for the per-branch means at row 1."""
+    t = alphabet.index("T")
+    outer = np.array([s[1] == t for s in symbols])
+    at_branch = np.array([c[1] for c in context])
+    other_mean = {True: at_branch[~outer].mean(0), False: at_branch[outer].mean(0)}
+    baseline = [_closing_prediction(model, s, alphabet) for s in symbols]
+    truth = ["T" if o else "P" for o in outer]
+    units = []
+    for u in range(model.hid):
+        swapped = [_closing_prediction(model, s, alphabet, u, float(other_mean[bool(o)][u]))
+                   for s, o in zip(symbols, outer)]
+        units.append({"unit": u, "flipped": int(sum(a != b for a, b in zip(baseline, swapped))),
+                      "shift": float(abs(other_mean[True][u] - other_mean[False][u]))})
+    return {"strings": len(symbols), "baseline_right": int(sum(a == b for a, b in zip(baseline, truth))),
+            "units": units}
+
+
+@torch.no_grad()
 def lstm_gates(model, symbols: np.ndarray) -> dict[str, np.ndarray]:
     """The gates of a one-restart LSTM along one sequence, each (L-1, hid): input i, forget f,
     candidate g, output o, and the cell c, the course's loop (models.LSTM.unrolled) step by step."""

@@ -27,6 +27,7 @@ from nnstudies.seq import checkpoints, dynamics, mechanism
 from nnstudies.seq.diagnostics import run_one
 from nnstudies.seq.languages import Grammar
 from nnstudies.seq.models import SRN, Stacked
+from nnstudies.stats import wilson
 
 SPLIT = "test"  # what is measured and plotted: sequences neither training nor selection saw
 
@@ -76,7 +77,7 @@ def stage(task: str, grammar: Grammar, models: Path, epoch: int, num_sequences: 
         files = counter_figures(shown, grammar, results, name)
     elif lang.embedded:
         gates = [mechanism.lstm_gates(net, s) for s in runs["symbols"]]
-        found = context_findings(runs, gates, grammar)
+        found = context_findings(runs, gates, grammar, net)
         metrics.update(found.pop("metrics"))
         results.update(found)
         files = context_figures(results, grammar, name)
@@ -312,10 +313,16 @@ def count_fit(shown: dict, grammar: Grammar, found: dict, name: str):
 
 # ---- Embedded Reber: the context unit ----------------------------------------------------
 
-def context_findings(runs: dict, gates: list[dict], grammar: Grammar) -> dict:
-    """``gates``: per sequence, the LSTM's gates and cells (mechanism.lstm_gates)."""
+def context_findings(runs: dict, gates: list[dict], grammar: Grammar, net=None) -> dict:
+    """``gates``: per sequence, the LSTM's gates and cells (mechanism.lstm_gates); ``net``:
+    the one-restart LSTM, for the intervention on each cell (none without it)."""
     chars = grammar.alphabet
     probe = mechanism.context_probe(runs["context"], runs["symbols"], chars)
+    swap = None
+    if net is not None:
+        swap = mechanism.branch_swap(net, runs["symbols"], runs["context"], chars)
+        for u in swap["units"]:
+            u["interval"] = list(wilson(u["flipped"], swap["strings"]))
     reading = mechanism.gate_reading(gates, runs["symbols"], probe["unit"], chars)
     labels = _labels(runs)
     examples = {}
@@ -337,7 +344,7 @@ def context_findings(runs: dict, gates: list[dict], grammar: Grammar) -> dict:
     return {"metrics": {"separation": separation["hidden"],
                         "context_separation": separation["context"],
                         "carrier_accuracy": at_end["carrier"], "probe_accuracy": at_end["probe"]},
-            "probe": probe, "gates": reading, "examples": examples}
+            "probe": probe, "gates": reading, "examples": examples, "intervention": swap}
 
 
 def context_figures(results: dict, grammar: Grammar, name: str):
