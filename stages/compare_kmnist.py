@@ -16,7 +16,7 @@ from nnstudies.errors import UserError
 from nnstudies.report import inputs
 
 PARAMS = ["tracking"]
-NETS = ("lin", "full", "conv")
+NETS = ("lin", "full", "conv", "wide")
 
 
 def produce(p, ctx):

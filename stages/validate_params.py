@@ -108,7 +108,7 @@ def check_across_keys(p: dict) -> None:
                                 "directory (allowed: 'official', a directory or an http(s) URL "
                                 "with the four gz files and MD5SUMS)", "kmnist.source")
     train = p["kmnist"]["train"]
-    for net in ("lin", "full", "conv"):
+    for net in ("lin", "full", "conv", "wide"):
         sizes = {k: v for k, v in p["kmnist"][net].items() if k not in ("lr", "momentum")}
         check_memory(net, sizes, train["batch_size"], train["test_batch_size"])
     g = p["seq"]["grammar"]

@@ -145,6 +145,7 @@ kmnist:
   lin: {lr: 0.05, momentum: 0.5}
   full: {lr: 0.05, momentum: 0.5, hidden: 20}
   conv: {lr: 0.05, momentum: 0.5, channels1: 4, channels2: 8, kernel: 3, fc: 16}
+  wide: {lr: 0.05, momentum: 0.5, hidden: 40}
 """
 
 
@@ -179,7 +180,7 @@ def staged(tmp_path_factory):
     (root / "params.yaml").write_text(TINY % write_subset(root / "mirror"))
     fetch, trainer = load_stage("fetch_kmnist"), load_stage("train_kmnist")
     stage.run("fetch_kmnist", "kmnist", fetch.PARAMS, fetch.produce, root=root)
-    for net in ("lin", "full", "conv"):
+    for net in ("lin", "full", "conv", "wide"):
         stage.run(f"train_kmnist@{net}", "kmnist", trainer.PARAMS, trainer.produce, root=root, cpu_group="kmnist.train")
     compare = load_stage("compare_kmnist")
     stage.run("compare_kmnist", "kmnist", compare.PARAMS, compare.produce, root=root)
@@ -236,7 +237,7 @@ def test_compare_stage_pairs_the_three_nets_on_the_same_images(staged):
 
     compared = read(staged, "results", "compare_kmnist")
     actual = {}
-    for net in ("lin", "full", "conv"):
+    for net in ("lin", "full", "conv", "wide"):
         rows = (staged / f"plots/train_kmnist_{net}/confusion.csv").read_text().splitlines()[1:]
         actual[net] = [a == p for a, p in (row.split(",") for row in rows)]
         got = compared["nets"][net]
@@ -249,7 +250,7 @@ def test_compare_stage_pairs_the_three_nets_on_the_same_images(staged):
         only_b = sum(y and not x for x, y in zip(a, b))
         assert (pair["only_a"], pair["only_b"]) == (only_a, only_b)
         assert pair["p"] == mcnemar_exact(only_a, only_b)
-    assert compared["per_class"]["tests"] == 20
+    assert compared["per_class"]["tests"] == 20 and len(compared["pairs"]) == 5
     metrics = read(staged, "metrics", "compare_kmnist")
     assert metrics["conv"]["test_accuracy_low"] == compared["nets"]["conv"]["interval"][0]
     assert (staged / "plots/compare_kmnist/accuracy.png").read_bytes().startswith(b"\x89PNG")

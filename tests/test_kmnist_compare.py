@@ -16,7 +16,8 @@ def scored(net, wrong_in_o=(), wrong_in_ki=()):
     predicted = ACTUAL.copy()
     predicted[list(wrong_in_o)] = 1
     predicted[[100 + i for i in wrong_in_ki]] = 0
-    return comparison.Scored(net, {"lin": "NetLin", "full": "NetFull", "conv": "NetConv"}[net],
+    return comparison.Scored(net, {"lin": "NetLin", "full": "NetFull", "conv": "NetConv",
+                                   "wide": "NetFull-wide"}[net],
                              ACTUAL, predicted)
 
 
@@ -54,3 +55,24 @@ def test_nets_scored_on_different_images_are_refused():
     other = comparison.Scored("full", "NetFull", ACTUAL[::-1].copy(), ACTUAL[::-1].copy())
     with pytest.raises(ValueError, match="different test images"):
         comparison.study([scored("lin"), other], CLASSES)
+
+
+def test_the_size_control_sentence_follows_its_tests():
+    wide_results = {"settings": {"sizes": {"hidden": 530}, "parameters": 421360}}
+    conv_results = {"settings": {"parameters": 421642}}
+    lin = scored("lin", wrong_in_o=range(30))
+    full = scored("full", wrong_in_o=range(20))
+    conv = scored("conv", wrong_in_o=range(2))
+    behind = scored("wide", wrong_in_o=range(20))  # as NetFull: far behind NetConv
+    r = comparison.study([lin, full, conv, behind], CLASSES).results
+    text = part1.control_sentence(r, wide_results, conv_results)
+    assert "NetFull widened to 530 hidden units (`kmnist.wide`) has 421,360 parameters" in text
+    assert "the parameter count alone does not give NetConv its lead" in text
+    assert "widening NetFull does not change its accuracy detectably" in text
+    level = scored("wide", wrong_in_o=range(3))  # as NetConv: widening alone closes the gap
+    r = comparison.study([lin, full, conv, level], CLASSES).results
+    text = part1.control_sentence(r, wide_results, conv_results)
+    assert "the two nets are not told apart: this control cannot separate size" in text
+    assert "widening NetFull raises its accuracy beyond chance" in text
+    assert part1.control_sentence(compare(lin, full, conv), None, conv_results).startswith(
+        "No size control was run")

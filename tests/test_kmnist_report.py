@@ -119,6 +119,7 @@ def test_ordering_agrees_with_the_seed_then_disagrees():
                            "NetLin (89.5%), as in the seed report.")
     assert "The parameter count rises in the same order" in text
     assert "does not show that the parameter count is what raises the accuracy" in text
+    assert "the size control below holds the count" in text
     assert "NetLin -> NetFull: 20.3x the parameters, +7.1 points" in text
     worse = dict(RUNS, conv=run("conv", matrix(ki_wo=50, su_ma=30)))
     text = part1.ordering_sentence(worse, {n: metrics(r) for n, r in worse.items()})

@@ -188,6 +188,7 @@ SCHEMA: dict = {
         # Per net: its optimiser and its layer sizes.
         "lin": dict(_SGD),
         "full": dict(_SGD, hidden=Int(1, 100000)),
+        "wide": dict(_SGD, hidden=Int(1, 100000)),  # NetFull, widened: the size control
         "conv": dict(_SGD, channels1=Int(1, 1024), channels2=Int(1, 1024), kernel=Int(1, 7),
                      fc=Int(1, 100000)),
     },

@@ -19,7 +19,8 @@ from nnstudies.outputs import Outputs
 from nnstudies.stats import holm, mcnemar_exact, wilson
 
 ALPHA = 0.05  # the level of every test: per pair of nets, and family-wise over the per-class tests
-PAIRS = (("full", "lin"), ("conv", "full"), ("conv", "lin"))  # (bigger net, smaller net)
+# (bigger net, smaller net); wide: NetFull at about NetConv's size, against both
+PAIRS = (("full", "lin"), ("conv", "full"), ("conv", "lin"), ("conv", "wide"), ("wide", "full"))
 STEPS = (("lin", "full"), ("full", "conv"))  # the steps up the report reads per class
 
 

@@ -65,7 +65,7 @@ class NetConv(nn.Module):
         return formula("conv", self.sizes)
 
 
-NETS = {"lin": NetLin, "full": NetFull, "conv": NetConv}
+NETS = {"lin": NetLin, "full": NetFull, "conv": NetConv, "wide": NetFull}  # wide: the size control
 
 
 def build(net: str, sizes: dict | None = None) -> nn.Module:

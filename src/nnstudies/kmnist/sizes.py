@@ -15,11 +15,14 @@ def pooled_side(side: int, kernel: int) -> int:
     return (side + 2 * (kernel // 2) - kernel + 1) // 2
 
 
+FULL = ("full", "wide")  # the nets of NetFull's architecture: the course's and the widened control
+
+
 def formula(net: str, sizes: dict) -> tuple[str, int]:
     """The parameter count worked out on paper (text, value), without building the net."""
     if net == "lin":
         return f"{PIXELS}*{CLASSES} + {CLASSES}", PIXELS * CLASSES + CLASSES
-    if net == "full":
+    if net in FULL:
         h = sizes["hidden"]
         return f"({PIXELS}+1)*{h} + ({h}+1)*{CLASSES}", (PIXELS + 1) * h + (h + 1) * CLASSES
     c1, c2, k, fc = (sizes[key] for key in ("channels1", "channels2", "kernel", "fc"))
@@ -33,7 +36,7 @@ def architecture(net: str, sizes: dict) -> str:
     """The net in one line, with its sizes."""
     if net == "lin":
         return f"{PIXELS} pixels -> {CLASSES}, log-softmax"
-    if net == "full":
+    if net in FULL:
         return f"{PIXELS} pixels -> {sizes['hidden']} tanh -> {CLASSES}, log-softmax"
     c1, c2, k, fc = (sizes[key] for key in ("channels1", "channels2", "kernel", "fc"))
     flat = c2 * pooled_side(pooled_side(SIDE, k), k) ** 2

@@ -174,7 +174,7 @@ def fit(net: str, sizes: dict, train_batches, test_batches, *, lr: float, moment
     return result
 
 
-TITLES = {"lin": "NetLin", "full": "NetFull", "conv": "NetConv"}
+TITLES = {"lin": "NetLin", "full": "NetFull", "conv": "NetConv", "wide": "NetFull-wide"}
 
 
 def stage(net: str, train: dict, net_params: dict, data_dir, model_path, *, log_metrics=None,

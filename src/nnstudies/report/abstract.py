@@ -7,9 +7,9 @@ from pathlib import Path
 
 from nnstudies.report import inputs
 from nnstudies.report.document import Contents, Heading, Items
+from nnstudies.report.kmnist import CONTROL
 from nnstudies.report.targets import Targets, verdict
 
-KMNIST = ("conv", "full", "lin")
 LANGUAGE = {"reber": "Reber", "anbn": "a^n b^n", "anbncn": "a^n b^n c^n",
             "ereber": "embedded Reber (LSTM)"}
 
@@ -19,21 +19,32 @@ def _read(folder: Path, name: str) -> dict:
 
 
 def kmnist_line(compared: dict, fetch: dict, targets: Targets) -> str:
-    nets = compared["nets"]
-    order = sorted(nets, key=lambda n: -nets[n]["accuracy"])
-    ranked = " > ".join(f"{nets[n]['title']} {100 * nets[n]['accuracy']:.1f}% "
-                        f"({100 * nets[n]['interval'][0]:.1f}-{100 * nets[n]['interval'][1]:.1f}%)"
-                        for n in order)
-    tests = "; ".join(f"{nets[p['a']]['title']} vs {nets[p['b']]['title']} p = {p['p']:.1e}"
-                      for p in compared["pairs"] if p["a"] != "conv" or p["b"] != "lin")
-    apart = all(p["p"] < compared["alpha"] for p in compared["pairs"])
+    nets, alpha = compared["nets"], compared["alpha"]
+    course = [n for n in nets if n != CONTROL]
+    order = sorted(course, key=lambda n: -nets[n]["accuracy"])
+
+    def shown(n: str) -> str:
+        a = nets[n]
+        return f"{a['title']} {100 * a['accuracy']:.1f}% ({100 * a['interval'][0]:.1f}-{100 * a['interval'][1]:.1f}%)"
+
+    pairs = [p for p in compared["pairs"] if CONTROL not in (p["a"], p["b"])
+             and (p["a"], p["b"]) != ("conv", "lin")]
+    tests = "; ".join(f"{nets[p['a']]['title']} vs {nets[p['b']]['title']} p = {p['p']:.1e}" for p in pairs)
+    apart = all(p["p"] < alpha for p in pairs)
     met = sum(verdict(targets, f"metrics/train_kmnist_{n}.json", "test_accuracy").endswith("**met**")
-              for n in nets)
-    return (f"**Part 1, KMNIST** ({fetch['test_images']:,} held-out test images of "
-            f"`{fetch['source']}`, 95% intervals): {ranked}; "
-            + ("each pair told apart" if apart else "not every pair told apart")
-            + f" by McNemar's exact test ({tests}); {met} of {len(nets)} "
+              for n in course)
+    text = (f"**Part 1, KMNIST** ({fetch['test_images']:,} held-out test images of "
+            f"`{fetch['source']}`, 95% intervals): {' > '.join(shown(n) for n in order)}; "
+            + ("each step told apart" if apart else "not every step told apart")
+            + f" by McNemar's exact test ({tests}); {met} of {len(course)} "
               f"{'meets its' if met == 1 else 'meet their'} official-data accuracy target.")
+    control = next((p for p in compared["pairs"] if (p["a"], p["b"]) == ("conv", CONTROL)), None)
+    if control:
+        place = ("behind NetConv" if control["p"] < alpha and control["only_a"] > control["only_b"]
+                 else "not told apart from NetConv" if control["p"] >= alpha else "ahead of NetConv")
+        text += (f" The size control, NetFull at NetConv's parameter count: {shown(CONTROL)}, "
+                 f"{place} (p = {control['p']:.1e}).")
+    return text
 
 
 def checker_lines(trained: dict, hand: dict, settings: dict) -> list[str]:

@@ -13,7 +13,8 @@ from nnstudies.report import inputs
 from nnstudies.report.document import Code, Figure, Figures, Heading, Para, Table
 from nnstudies.report.targets import Targets, verdict
 
-NETS = ("lin", "full", "conv")
+NETS = ("lin", "full", "conv")  # the course's nets: Questions 1-3
+CONTROL = "wide"  # NetFull widened to about NetConv's size: the control of Question 4
 KINDS = {"lin": "linear", "full": "one tanh hidden layer", "conv": "two conv layers"}
 
 # The seed report's answers (reference/seed-report.txt, Part 1), on the official data (60,000
@@ -161,8 +162,8 @@ def ordering_sentence(runs: dict, metrics: dict) -> str:
              f"; the seed report had {' > '.join(runs[n]['title'] for n in by_seed)}: "
              "**this run disagrees**.")
     text += (" The parameter count rises in the same order; the nets differ in architecture as "
-             "well as in size, and no run here varies the size alone, so this does not show "
-             "that the parameter count is what raises the accuracy."
+             "well as in size, so the order alone does not show that the parameter count is what "
+             "raises the accuracy (the size control below holds the count)."
              if by_accuracy == by_size else " Accuracy does **not** follow the parameter count here.")
     steps = []
     for small, big in zip(by_size[::-1], by_size[::-1][1:]):
@@ -178,7 +179,7 @@ def pairs_test_sentence(compared: dict) -> str:
     nets = compared["nets"]
     images = next(iter(nets.values()))["images"]
     parts, ahead = [], []
-    for pair in compared["pairs"]:
+    for pair in (p for p in compared["pairs"] if CONTROL not in (p["a"], p["b"])):
         a, b = nets[pair["a"]]["title"], nets[pair["b"]]["title"]
         images_word = "image" if pair["only_a"] == 1 else "images"
         parts.append(f"{a} is right where {b} is wrong on {pair['only_a']} {images_word}, the "
@@ -190,6 +191,40 @@ def pairs_test_sentence(compared: dict) -> str:
     return (f"On the same {images:,} test images, McNemar's exact test on the paired predictions "
             f"(only the images one net gets right and the other wrong count): "
             f"{'; '.join(parts)}; {verdict}.")
+
+
+def control_sentence(compared: dict, wide: dict | None, conv: dict) -> str:
+    """The size control: NetFull widened to about NetConv's parameter count, against NetConv
+    (does size alone give NetConv's accuracy?) and against NetFull (does widening help?)."""
+    nets, pairs = compared["nets"], {(p["a"], p["b"]): p for p in compared["pairs"]}
+    if wide is None or ("conv", CONTROL) not in pairs or (CONTROL, "full") not in pairs:
+        return ("No size control was run: nothing here separates the parameter count from the "
+                "architecture.")
+    w, alpha = nets[CONTROL], compared["alpha"]
+    against_conv, against_full = pairs[("conv", CONTROL)], pairs[(CONTROL, "full")]
+
+    def told(p: dict, a: str, b: str) -> str:
+        return (f"{a} right where {b} is wrong on {p['only_a']} images, the reverse on "
+                f"{p['only_b']} (p = {p['p']:.1e})")
+
+    text = (f"**The size control.** NetFull widened to {wide['settings']['sizes']['hidden']} hidden "
+            f"units (`kmnist.wide`) has {wide['settings']['parameters']:,} parameters, NetConv "
+            f"{conv['settings']['parameters']:,}; it reaches {pct(w['accuracy'])} "
+            f"({interval(w)}). Against NetConv: {told(against_conv, 'NetConv', w['title'])}; "
+            f"against NetFull: {told(against_full, w['title'], 'NetFull')}. So ")
+    if against_conv["p"] < alpha and against_conv["only_a"] > against_conv["only_b"]:
+        text += ("at about NetConv's parameter count the fully connected net stays behind: the "
+                 "parameter count alone does not give NetConv its lead")
+    elif against_conv["p"] < alpha:
+        text += "at about NetConv's parameter count the fully connected net is ahead of NetConv"
+    else:
+        text += ("at about NetConv's parameter count the two nets are not told apart: this "
+                 "control cannot separate size from architecture")
+    widened = against_full["p"] < alpha
+    text += ("; widening NetFull " + ("raises" if against_full["only_a"] > against_full["only_b"]
+                                       else "lowers") + " its accuracy beyond chance."
+             if widened else "; widening NetFull does not change its accuracy detectably.")
+    return text
 
 
 def class_table(runs: dict, compared: dict) -> Table:
@@ -304,6 +339,8 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
     metrics = {n: read(metrics_dir, f"train_kmnist_{n}") for n in NETS}
     fetch = read(results_dir, "fetch_kmnist")
     compared = read(results_dir, "compare_kmnist")
+    wide_path = Path(results_dir) / f"train_kmnist_{CONTROL}.json"
+    wide = read(results_dir, f"train_kmnist_{CONTROL}") if wide_path.exists() else None
     blocks: list = [Heading(2, "Part 1: Japanese character recognition (KMNIST)"),
                     Para(data_sentence(fetch, runs)),
                     Figure(plots_dir / "fetch_kmnist" / fetch["figures"]["classes"],
@@ -335,6 +372,7 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
         Table(["net", "parameters", "test accuracy (95% interval)", "test loss", "bound (official data)",
                "seed report (official data)"], summary),
         Para(ordering_sentence(runs, metrics) + " " + pairs_test_sentence(compared)),
+        Para(control_sentence(compared, wide, runs["conv"])),
         Figure(plots_dir / "compare_kmnist" / compared["figures"]["accuracy"],
                "The three nets on the same test images: accuracy with its 95% interval, and the "
                "change per class of each step up (filled: supported by the Holm-corrected "
