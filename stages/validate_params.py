@@ -115,15 +115,14 @@ def check_across_keys(p: dict) -> None:
     held_out = g["validation_sequences"] + g["test_sequences"]
     for lang in LANGUAGES:
         check_seq_memory(lang, g["train_sequences"], held_out, g["max_n"], g["reber_min_length"])
-    for task, sweep in p["sweep"]["seq"].items():  # sweep_seq makes epochs + 1 sequences
-        if task in LANGUAGES:
-            try:
-                check_seq_memory(task, sweep["epochs"] + 1, g["validation_sequences"] + 1,
-                                 g["max_n"], g["reber_min_length"])
-            except UserError as exc:
-                raise params.ParamError(f"params.yaml: sweep.seq.{task}.epochs = {sweep['epochs']} "
-                                        f"is too many for the sweep's sequences: {exc}",
-                                        f"sweep.seq.{task}.epochs") from None
+    for task in p["sweep"]["seq"]:  # sweep_seq makes epochs + 1 sequences
+        epochs = p["seq"][task]["epochs"]
+        try:
+            check_seq_memory(task, epochs + 1, g["validation_sequences"] + 1, g["max_n"],
+                             g["reber_min_length"])
+        except UserError as exc:
+            raise params.ParamError(f"params.yaml: seq.{task}.epochs = {epochs} is too many for "
+                                    f"the sweep's sequences: {exc}", f"seq.{task}.epochs") from None
     available = g["train_sequences"]
     beyond = p["seq"]["beyond"]
     nets = {f"seq.{task}": p["seq"][task] for task in LANGUAGES}  # a train_seq task: its language

@@ -300,9 +300,10 @@ def test_memory_estimate_stops_oversized_nets_before_work(tmp_path):
 
 def test_report_section_renders_from_the_stages_outputs(staged):
     from nnstudies.report import kmnist as part1
-    from nnstudies.report.document import Figure, Figures, markdown
+    from nnstudies.report.document import Figure, Figures, Lead, markdown
 
-    blocks = part1.section(staged / "metrics", staged / "results", staged / "plots", {})
+    blocks = [b.block if isinstance(b, Lead) else b
+              for b in part1.section(staged / "metrics", staged / "results", staged / "plots", {})]
     figures = [f for b in blocks if isinstance(b, (Figure, Figures))
                for f in (b.items if isinstance(b, Figures) else [b])]
     assert len(figures) == 8 and all(f.path.is_file() for f in figures)

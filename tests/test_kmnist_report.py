@@ -10,7 +10,7 @@ import pytest
 from nnstudies.kmnist import analysis, comparison
 from nnstudies.kmnist.data import CLASS_NAMES as NAMES
 from nnstudies.report import kmnist as part1
-from nnstudies.report.document import Figure, Figures, Para
+from nnstudies.report.document import Figure, Figures, Lead, Para
 
 PARAMETERS = {"lin": 7850, "full": 159010, "conv": 421642}
 MD5 = {"train-images-idx3-ubyte.gz": "a", "train-labels-idx1-ubyte.gz": "b",
@@ -209,7 +209,8 @@ def test_section_reads_only_results_metrics_and_figures(tmp_path):
          "files": [{"name": k, "md5": v} for k, v in MD5.items()],
          "figures": {"classes": "classes.png"}}))
     (tmp_path / "results" / "compare_kmnist.json").write_text(json.dumps(compared_for(RUNS)))
-    blocks = part1.section(tmp_path / "metrics", tmp_path / "results", tmp_path / "plots", {})
+    blocks = [b.block if isinstance(b, Lead) else b
+              for b in part1.section(tmp_path / "metrics", tmp_path / "results", tmp_path / "plots", {})]
     texts = [b.text for b in blocks if isinstance(b, Para)]
     assert any("2 pairs tie at 20" in t for t in texts)
     figures = [f for b in blocks if isinstance(b, (Figure, Figures))

@@ -38,7 +38,7 @@ def test_report_figures_exist_and_html_is_self_contained(ci_pipeline):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "<script" not in html and "@import" not in html
     for part in ("Part 1: Japanese character recognition", "Part 2: Multi-layer perceptron",
-                 "Part 3: Hidden-unit dynamics", "Run summary"):
+                 "Part 3: Hidden-unit dynamics", "Appendix F: run summary"):
         assert part in markdown and part in html
 
 

@@ -72,6 +72,8 @@ def train_results(task, succeeded=11):
             "selection": "lowest validation error (+ final)", "restarts": 16,
             "succeeded": succeeded, "success_bounds": {"error": 0.01},
             "success_split": "validation",
+            "success_window": {"share": 0.1, "from_epoch": 540,
+                               "kept_worst": {"evaluations": 1, "error": 0.009}},
             "settings": {"optim": "adam", "lr": 0.001, "momentum": 0.0, "weight_decay": 1e-5,
                          "init": 0.001, "seed": 0, "log_every": 200, "checkpoint_every": 300,
                          "kernel": "compiled"},

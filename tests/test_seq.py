@@ -117,8 +117,33 @@ def test_inconsistent_grammar_file_is_one_line_error(tmp_path):
 
 def test_success_bounds():
     m = {"error": np.array([0.005, 0.02, 0.005]), "separation": np.array([1.0, 1.0, 0.5])}
-    assert list(train.succeeded(m, {"error": 0.01, "separation": 0.9})) == [True, False, False]
-    assert list(train.succeeded(m, {"error": 0.03})) == [True, True, True]
+    assert list(train.within(m, {"error": 0.01, "separation": 0.9})) == [True, False, False]
+    assert list(train.within(m, {"error": 0.03})) == [True, True, True]
+
+
+def _curve(errors: dict[int, list[float]], every: int = 1000) -> list[dict]:
+    """Evaluation rows: restart -> its error at epochs 0, every, 2 * every, ..."""
+    return [{"epoch": i * every, "restart": r, "error": e, "loss": 0.0}
+            for r, series in errors.items() for i, e in enumerate(series)]
+
+
+def test_success_is_held_at_every_evaluation_of_the_last_tenth():
+    steady = [0.2] * 10 + [0.02] * 11  # in the band from epoch 10,000 to 20,000
+    spike = steady[:-3] + [0.08] + steady[-2:]  # once out of it, at 18,000 (in the window)
+    early = [0.2] * 17 + [0.02] * 4  # in the band from 17,000: the window starts at 18,000
+    late = [0.2] * 19 + [0.02] * 2  # in the band from 19,000 only
+    curve = _curve({0: steady, 1: spike, 2: early, 3: late})
+    assert train.window_start(20000, 0.1) == 18000
+    assert list(train.held(curve, {"error": 0.03}, 20000, 0.1)) == [True, False, True, False]
+    # the last evaluation alone (window 0) would call the spiking restart a success
+    assert list(train.held(curve, {"error": 0.03}, 20000, 0.0)) == [True, True, True, True]
+    assert [train.held_since(curve, {"error": 0.03}, r) for r in range(4)] == \
+        [10000, 19000, 17000, 19000]
+    # a changed input changes the outcome: the spike moved before the window
+    moved = steady[:-5] + [0.08] + steady[-4:]
+    assert train.held(_curve({0: moved}), {"error": 0.03}, 20000, 0.1)[0]
+    # no evaluation in the window: not a success
+    assert not train.held(_curve({0: [0.0]}), {"error": 0.03}, 20000, 0.1)[0]
 
 
 def test_generation_is_seeded():
@@ -423,17 +448,21 @@ def test_training_scores_are_the_diagnostic_scores():
 def test_the_kept_restart_is_chosen_on_validation_alone():
     validation = {"error": np.array([0.02, 0.01, 0.03]), "separation": np.array([1.0, 0.95, 0.5])}
     test = {"error": np.array([0.001, 0.05, 0.0]), "separation": np.array([1.0, 0.9, 0.2])}
-    chosen = task.keep(validation, test, {"error": 0.025, "separation": 0.9})
+    chosen = task.keep(validation, test, np.array([True, True, False]))
     # restart 1 is best on validation; restarts 0 and 2 are better on test: 1 is kept
     assert chosen["kept"] == 1
     assert chosen["validation"] == {"error": 0.01, "separation": 0.95}
     assert chosen["test"] == {"error": 0.05, "separation": 0.9}
-    assert list(chosen["success"]) == [True, True, False]  # counted on validation
+    assert list(chosen["success"]) == [True, True, False]
+    # the best on validation among those that succeeded: restart 1 did not hold its bounds
+    assert task.keep(validation, test, np.array([True, False, True]))["kept"] == 0
+    # none succeeded: the best of all
+    assert task.keep(validation, test, np.array([False, False, False]))["kept"] == 1
     validation["error"][0] = 0.005  # now restart 0 is best on validation
-    assert task.keep(validation, test, {"error": 0.025})["test"]["error"] == 0.001
+    assert task.keep(validation, test, np.ones(3, bool))["test"]["error"] == 0.001
     # `final` counts in the choice where the language has one
     ereber = {"error": np.array([0.01, 0.02]), "final": np.array([0.5, 0.0])}
-    assert task.keep(ereber, ereber, {"final": 0.01})["kept"] == 1
+    assert task.keep(ereber, ereber, np.ones(2, bool))["kept"] == 1
 
 
 # ---- the stages, in process --------------------------------------------------------------
@@ -445,7 +474,7 @@ seq:
             max_n: 4, reber_min_length: 0}
   train: {optim: adam, lr: 0.01, momentum: 0.0, weight_decay: 1.0e-5, init: 0.1, restarts: 2,
           seed: 0, log_every: 40, checkpoint_every: 60, kernel: compiled, resume: false,
-          threads: 1, cpu_path: host}
+          threads: 1, cpu_path: host, success_window: 0.1}
   reber: {model: srn, hid: 2, epochs: 120, success: {error: 0.5, separation: 0.0}}
   anbn: {model: srn, hid: 2, epochs: 120, success: {error: 0.5}}
   anbncn: {model: srn, hid: 3, epochs: 120, success: {error: 0.5}}

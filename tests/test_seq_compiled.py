@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import floatcheck
+from nnstudies import lanes
 from nnstudies.seq import checkpoints, compiled, languages, models, train
 
 # Measured for these cases after 200 updates: at most 1.4e-6 apart (every task and both
@@ -123,11 +124,11 @@ def _both_updates(opt, seed, mutate=lambda update: update):
         for key, value in opt_a.state[a].items():
             if key != "step":
                 largest[key] = max(largest.get(key, 0.0), float(value.abs().max()))
-    first, second, _, update = compiled._optimizer_side(opt_b, [b], len(grads))
+    first, second, _, update = lanes.optimizer_side(opt_b, [b], len(grads))
     update = mutate(update)
     p, m, v = b.detach().numpy(), first[0].detach().numpy(), second[0].detach().numpy()
     for i, grad in enumerate(grads):
-        compiled._step(p, m, v, grad.numpy(), update, i)
+        lanes.update(p, m, v, grad.numpy(), update, i)
     state_bounds = {key: UPDATE_ROUNDING * x for key, x in largest.items()}
     return (a, opt_a.state[a]), (b, opt_b.state[b]), bound, state_bounds
 
@@ -264,13 +265,13 @@ def test_the_machine_code_cache_is_shared_by_every_copy_of_the_repo(tmp_path, mo
     (main / "pyproject.toml").write_text("")
     copy = main / ".dvc" / "tmp" / "exps" / "tmp1234"  # a DVC queue's temp copy
     for root, where in ((main, main), (copy, main)):
-        monkeypatch.setattr(compiled, "PACKAGE", root / "src" / "nnstudies")
-        assert compiled.cache_root(root / "src/nnstudies/seq/compiled.py") == where / ".numba_cache"
-        assert compiled.cache_root(tmp_path / "elsewhere.py") is None
+        monkeypatch.setattr(lanes, "PACKAGE", root / "src" / "nnstudies")
+        assert lanes.cache_root(root / "src/nnstudies/seq/compiled.py") == where / ".numba_cache"
+        assert lanes.cache_root(tmp_path / "elsewhere.py") is None
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
     source = copy / "src/nnstudies/seq/compiled.py"
-    assert compiled.cache_root(source) == tmp_path / "numba" / "nnstudies"
+    assert lanes.cache_root(source) == tmp_path / "numba" / "nnstudies"
     monkeypatch.undo()
     locator = compiled._srn_span._cache._impl.locator
-    assert isinstance(locator, compiled.SharedCacheLocator)
-    assert locator.get_cache_path().startswith(str(compiled.cache_root(compiled.__file__)))
+    assert isinstance(locator, lanes.SharedCacheLocator)
+    assert locator.get_cache_path().startswith(str(lanes.cache_root(compiled.__file__)))

@@ -2,7 +2,8 @@
 
 import pytest
 
-from nnstudies.stats import Z95, holm, mcnemar_exact, wilson
+from nnstudies.stats import Z95, fisher_exact, holm, mcnemar_exact, wilson
+from nnstudies.sweep.stats import conclude, summarize
 
 
 def test_wilson_known_values_and_its_defining_equation():
@@ -36,3 +37,32 @@ def test_mcnemar_exact_against_hand_worked_tables():
 def test_holm_steps_down_and_keeps_the_order():
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm([0.5]) == [0.5] and holm([0.6, 0.7]) == [1.0, 1.0]
+
+
+def test_fisher_exact_against_hand_worked_tables():
+    # 3 of 3 against 0 of 3: of the C(6, 3) = 20 ways to place 3 successes, 1 is this table
+    # and 1 its mirror (as unlikely): p = 2/20
+    assert fisher_exact(3, 3, 0, 3) == pytest.approx(0.1, rel=1e-12)
+    # 1 of 2 against 1 of 2: every table is at least as likely as... none is less: p = 1
+    assert fisher_exact(1, 2, 1, 2) == 1.0
+    # 4 of 10 against 9 of 10 (issue 25's checkerboard example): p = 0.0573 (scipy agrees)
+    assert fisher_exact(4, 10, 9, 10) == pytest.approx(0.05727554, abs=1e-8)
+    # 3 of 5 against 5 of 5: tables x = 3 (p 10/36 ... ) give 0.4444 = 4/9
+    assert fisher_exact(3, 5, 5, 5) == pytest.approx(4 / 9, rel=1e-12)
+    assert fisher_exact(2, 7, 5, 9) == fisher_exact(5, 9, 2, 7)  # symmetric in the samples
+
+
+def test_the_conclusion_is_the_smallest_size_whose_lower_bound_clears_the_threshold():
+    rows = [{"hid": h, "success": i < k, "epochs_to_success": 100} for h, k in ((2, 0), (4, 20), (6, 35), (8, 34))
+            for i in range(35)]
+    sizes = summarize(rows)
+    c = conclude(sizes, 0.9)
+    assert c["smallest"] == 6 and c["supported"] == [6]  # 34 of 35: lower bound 0.855 < 0.9
+    assert [(n["smaller"], n["larger"], n["distinguishable"]) for n in c["neighbours"]] == \
+        [(2, 4, True), (4, 6, True), (6, 8, False)]
+    p = [n["p"] for n in c["neighbours"]]
+    assert [n["p_holm"] for n in c["neighbours"]] == holm(p)
+    # the data change, the conclusion changes: one failure at 6 leaves no size supported
+    rows[2 * 35 + 34]["success"] = False
+    assert conclude(summarize(rows), 0.9)["smallest"] is None
+    assert conclude(summarize(rows), 0.8)["smallest"] == 6

@@ -12,13 +12,15 @@ Every server is started here on 127.0.0.1 and stopped when the module ends, even
   where Debian's server binaries (`apt-get install postgresql`) are missing.
 - S3: moto's server (the test extra), holding the DVC remote's bucket and MLflow's artifacts.
 - `mlflow server --backend-store-uri postgresql://... --serve-artifacts --artifacts-destination
-  s3://...`, two workers.
+  s3://...`, two workers, MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false (no job runner).
+- For the basic-auth app's permission grant, a small second server (sqlite) of its own.
 Credentials never enter a committed file: the database password (random per run) reaches the
 server as PGPASSWORD, the S3 keys as AWS_* (hosts) or `.dvc/config.local` (reviewer).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import json
@@ -29,6 +31,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -124,6 +128,7 @@ class Team:
                     "--backend-store-uri", f"postgresql://mlflow@127.0.0.1:{pg_port}/mlflow",
                     "--serve-artifacts", "--artifacts-destination", "s3://mlflow/artifacts",
                     "--workers", "2"]
+        # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no job runner (docs/teams.md)
         self.env = tool_env(PGPASSWORD=password, MLFLOW_S3_ENDPOINT_URL=self.s3_url, **S3_ENV,
                             MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", OMP_NUM_THREADS=1)
         self.starts = 0
@@ -167,10 +172,11 @@ def shared(team, tmp_path_factory) -> dict[str, Path]:
     seed = copy_repo(tmp / "seed")
     set_params(seed, **FAST)
     # `dvc exp apply` checks out every output of the pipeline and fails on any that the cache
-    # lacks, so a team pushes the outputs of every stage (docs/teams.md).  Here only these
-    # two stages run: the seed's pipeline is just them, not run yet.
+    # lacks, so a team pushes the outputs of every stage (docs/teams.md).  Here the pipeline is
+    # cut to train_checker, what it needs and the report after it, not run yet.
     pipeline = yaml.safe_load((seed / "dvc.yaml").read_text())
-    pipeline["stages"] = {k: pipeline["stages"][k] for k in ("validate_params", "train_checker")}
+    pipeline["stages"] = {k: pipeline["stages"][k]
+                          for k in ("validate_params", "train_checker", "report")}
     (seed / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     (seed / "dvc.lock").unlink()
     env = host_env(team)
@@ -179,10 +185,18 @@ def shared(team, tmp_path_factory) -> dict[str, Path]:
                  ["modify", "store", "region", "us-east-1"]):
         call(["dvc", "remote", *args], seed, env)
     commit(seed, "team setup: DVC remote on S3, fast train_checker")
+    # The first baseline, before anyone can `dvc pull` (docs/teams.md): run, commit, push.  It
+    # logs to the seed's own store (no MLFLOW_TRACKING_URI): the server holds the hosts' runs.
+    call(["dvc", "repro"], seed, tool_env(**S3_ENV, OMP_NUM_THREADS=1))
+    commit(seed, "baseline")
+    call(["dvc", "push"], seed, env)
     call(["git", "clone", "-q", "--bare", str(seed), str(tmp / "origin.git")], tmp, env)
     clones = {name: tmp / name for name in (*HOSTS, "reviewer")}
     for clone in clones.values():
         call(["git", "clone", "-q", str(tmp / "origin.git"), str(clone)], tmp, env)
+    for host in HOSTS:  # each host starts from the baseline's outputs
+        call(["dvc", "pull"], clones[host], env)
+        assert (clones[host] / "models/checker.pt").read_bytes() == (seed / "models/checker.pt").read_bytes()
 
     # Both hosts at once: two clones log to the PostgreSQL-backed server at the same time.
     running = {host: subprocess.Popen(
@@ -238,6 +252,36 @@ def test_reviewer_pulls_both_experiments_and_one_experiments_outputs_unretrained
     assert "Running stage" not in dry, dry
     assert len(team.runs("tags.`dvc.stage` = 'train_checker'")) == runs_before  # nothing retrained
     assert not (reviewer / ".nnstudies").exists()  # no stage ran here: no run was recorded
+    # The experiment ran train_checker only: the report's deps (metrics/, results/, plots/) now
+    # hold A's files, so `dvc status` names the report, and `dvc repro` rebuilds just that.
+    status = call(["dvc", "status"], reviewer, env).stdout
+    assert status.startswith("report:") and "train_checker:" not in status, status
+    repro = call(["dvc", "repro"], reviewer, env).stdout
+    assert "Running stage 'report'" in repro and "Running stage 'train_checker'" not in repro, repro
+    assert "up to date" in call(["dvc", "status"], reviewer, env).stdout
+    assert len(team.runs("tags.`dvc.stage` = 'train_checker'")) == runs_before
+
+
+def session(leader: int) -> list[str]:
+    """Command lines of the processes in the session that ``leader`` leads: background() starts
+    each server in a session of its own, so these are the server and all it started."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):  # a process that ended while we looked
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)"
+            if int(fields[3]) == leader:  # state ppid pgrp session
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return found
+
+
+def test_server_runs_no_job_runner(team):
+    # With job execution on (MLflow 3.17's default), the server also starts
+    # `mlflow.server.jobs._job_runner` and 7 `huey.bin.huey_consumer` processes (measured: 13
+    # processes and 2.2 GB RSS with 2 workers, against 5 and 0.8 GB without).
+    procs = session(team.server.pid)
+    assert len(procs) >= 4, procs  # mlflow, uvicorn, its two workers: the scan sees the server
+    runners = [c for c in procs if any(w in c for w in ("_job_runner", "_executor_runner", "huey"))]
+    assert not runners, runners
 
 
 def landed_whole(client, run, clone: Path) -> bool:
@@ -318,3 +362,54 @@ def test_server_restarted_mid_run_keeps_the_outputs_and_lands_the_run(team, tmp_
     (run,) = team.runs(f"tags.`mlflow.source.git.commit` = '{head}'")
     assert run.info.status == "FINISHED" and run.data.tags["dvc.stage"] == "train_checker"
     assert landed_whole(team.client(), run, repo)
+
+
+def test_basic_auth_admin_grants_a_user_edit_on_an_experiment(tmp_path, monkeypatch):
+    """docs/teams.md's permission grant on MLflow 3.17's basic-auth app: its own small server
+    (sqlite for runs and users), one worker, on 127.0.0.1."""
+    pytest.importorskip("flask_wtf", reason="the basic-auth app needs Flask-WTF: pip install 'mlflow[auth]'")
+    config = tmp_path / "basic_auth.ini"
+    config.write_text(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{tmp_path}/auth.db\n"
+                      "admin_username = admin\n"
+                      "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    admin, bob = secrets.token_urlsafe(16), secrets.token_urlsafe(16)  # passwords: 12+ characters
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = ["mlflow", "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"sqlite:///{tmp_path}/runs.db", "--workers", "1"]
+    env = tool_env(MLFLOW_AUTH_CONFIG_PATH=config, MLFLOW_AUTH_ADMIN_PASSWORD=admin,
+                   MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16),
+                   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", OMP_NUM_THREADS=1)
+
+    def rest(path: str, body: dict, user: str, password: str) -> tuple[int, dict | str]:
+        login = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = urllib.request.Request(url + path, json.dumps(body).encode(), method="POST", headers={
+            "Content-Type": "application/json", "Authorization": f"Basic {login}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()[:300]
+
+    with background(cmd, tmp_path / "server.log", url + "/health", env, "mlflow basic-auth server"):
+        assert rest("/api/2.0/mlflow/users/create", {"username": "bob", "password": bob}, "admin", admin)[0] == 200
+        status, created = rest("/api/2.0/mlflow/experiments/create", {"name": "checker"}, "admin", admin)
+        assert status == 200, created
+        experiment = created["experiment_id"]
+        # Bob logs through MLflow's client with the documented variables; READ is not enough.
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "bob")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", bob)
+        with pytest.raises(MlflowException, match="Permission denied"):
+            MlflowClient(url).create_run(experiment)
+        grant = {"username": "bob", "resource_type": "experiment", "resource_id": experiment,
+                 "permission": "EDIT"}
+        assert rest("/api/3.0/mlflow/users/permissions/grant", grant, "bob", bob)[0] == 403  # admins only
+        # MLflow 2.x's per-experiment endpoint is gone in 3.17.
+        old = {"experiment_id": experiment, "username": "bob", "permission": "EDIT"}
+        assert rest("/api/2.0/mlflow/experiments/permissions/create", old, "admin", admin)[0] == 404
+        assert rest("/api/3.0/mlflow/users/permissions/grant", grant, "admin", admin) == (200, {})
+        run = MlflowClient(url).create_run(experiment)
+        assert run.info.experiment_id == experiment

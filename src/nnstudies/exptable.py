@@ -31,7 +31,8 @@ class Study:
 
 STUDIES = {
     "kmnist": Study(("kmnist.",), ((r"train_kmnist_(\w+):test_accuracy", r"\1 acc"),
-                                   (r"train_kmnist_(\w+):test_loss", r"\1 loss"))),
+                                   (r"train_kmnist_(\w+):test_loss", r"\1 loss"),
+                                   (r"seeds_kmnist:nets\.(\w+)\.mean", r"\1 seeds mean"))),
     "checker": Study(("hid", "checker."), (
         (r"train_checker:(accuracy|epochs_to_100|loss|output_margin|restarts_succeeded)", r"\1"),)),
     "seq": Study(("seq.",), ((r"train_(?:seq|beyond)_(\w+):success_count", r"\1 ok"),

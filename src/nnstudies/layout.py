@@ -63,6 +63,7 @@ EXTRA_OUTS: dict[str, list[str]] = {
     "fetch_kmnist": [str(KMNIST_DATA)],
     "train_kmnist": ["models/kmnist_{item}.pt"],
     "compare_kmnist": [],
+    "seeds_kmnist": ["points/seeds_kmnist.jsonl"],
     "train_checker": [str(CHECKER_MODEL)],
     "hand_checker": [],
     "make_seq": ["data/seq/{item}.npz"],
@@ -70,8 +71,8 @@ EXTRA_OUTS: dict[str, list[str]] = {
     "plot_seq": [],
     "train_beyond": ["models/seq_{item}"],
     "beyond": [],
-    "sweep_checker": [],
-    "sweep_seq": [],
+    "sweep_checker": ["points/sweep_checker.jsonl"],
+    "sweep_seq": ["points/sweep_seq.jsonl"],
     "report": ["reports/report.md", "reports/report.html"],
 }
 # Stages that write no metrics/results/plots of their own.
@@ -94,3 +95,13 @@ def owns(stage: str, path: str | Path) -> bool:
     """Whether ``path`` (relative to the repository root) is, or is inside, one of its outputs."""
     path = Path(path)
     return any(path == out or out in path.parents for out in outs(stage))
+
+
+def sweep_points(stage: str) -> Path:
+    """A sweep's point cache (nnstudies.sweep.cache): committed in git, kept across reruns."""
+    return Path("points") / f"{slug(stage)}.jsonl"
+
+
+def dask_log(stage: str) -> Path:
+    """Dask's own log records during a sweep: for debugging, in no output (git ignores it)."""
+    return Path(".nnstudies") / "dask" / f"{slug(stage)}.log"

@@ -166,7 +166,6 @@ _THREADS = Int(1, 256)
 _CPU_PATH = Choice(("host", "strict"))
 # The counter nets that train_beyond trains (seq.beyond.<name>; dvc.yaml's foreach list).
 BEYOND_NETS = ("anbn_lstm", "anbncn_lstm", "anbn_wide")
-_SWEEP_SEQ_TASK = {"hids": _HIDS, "epochs": Int(1, 10**7)}
 
 SCHEMA: dict = {
     "profile": Text(),  # a profiles/<name>.yaml; gates.yaml must have its bounds
@@ -174,6 +173,7 @@ SCHEMA: dict = {
     "tracking": {"enabled": Bool(), "required": Bool()},
     "kmnist": {
         "source": Text(),
+        "seeds": Int(1, 1000),  # seeds_kmnist: each net from seeds 0..seeds-1
         "train": {
             "seed": Int(0),
             "epochs": Int(1, 1000),
@@ -239,6 +239,7 @@ SCHEMA: dict = {
             "resume": Bool(),
             "threads": _THREADS,
             "cpu_path": _CPU_PATH,
+            "success_window": Float(0.0, 1.0),
         },
         "reber": dict(_SEQ_TASK, success={"error": _RATE, "separation": _RATE}),
         "anbn": dict(_SEQ_TASK, success={"error": _RATE}),
@@ -262,10 +263,11 @@ SCHEMA: dict = {
         "scheduler": Match(r"local|(tcp|tls)://\S+:\d+",
                            "'local' or a Dask scheduler address such as tcp://host:8786"),
         "workers": Int(0, 1024),  # local only; 0: one per core
-        "checker": {"hids": _HIDS, "seeds": Int(1, 100000), "max_epochs": Int(1)},
-        "seq": {"seeds": Int(1, 100000), "eval_every": Int(1),
-                "reber": dict(_SWEEP_SEQ_TASK), "anbn": dict(_SWEEP_SEQ_TASK),
-                "anbncn": dict(_SWEEP_SEQ_TASK)},
+        "batch": Int(1, 4096),  # seeds per Dask task (lanes): changes no result
+        "seeds": Int(1, 100000),
+        "threshold": Float(0.0, 1.0, lo_open=True),
+        "checker": {"hids": _HIDS},
+        "seq": {"reber": {"hids": _HIDS}, "anbn": {"hids": _HIDS}, "anbncn": {"hids": _HIDS}},
     },
     "report": {"title": Text()},
 }

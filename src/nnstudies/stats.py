@@ -43,3 +43,16 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+def fisher_exact(a_successes: int, a_runs: int, b_successes: int, b_runs: int) -> float:
+    """Two-sided Fisher exact test of "A and B succeed equally often" on two independent
+    samples: with the margins fixed, A's successes are hypergeometric; the p-value sums the
+    probabilities of every table no more likely than the one seen (the usual two-sided rule,
+    as scipy's).  Exact integers, with a relative tolerance for ties of equal probability."""
+    total, k = a_runs + b_runs, a_successes + b_successes
+    lo, hi = max(0, k - b_runs), min(k, a_runs)
+    weights = {x: math.comb(a_runs, x) * math.comb(b_runs, k - x) for x in range(lo, hi + 1)}
+    seen = weights[a_successes]
+    tail = sum(w for w in weights.values() if w * (1 - 1e-7) <= seen)
+    return min(1.0, tail / math.comb(total, k))

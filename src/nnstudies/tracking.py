@@ -68,7 +68,8 @@ RENAMED = {  # old experiment name -> new one (migrate_store keeps their runs)
 NOTES = {  # the description (mlflow.note.content) the UI shows above each experiment's runs
     "kmnist": "Study 1: KMNIST classifiers (`train_kmnist@lin`, `@full`, `@conv`; "
               "`fetch_kmnist` logs the data it fetched; `compare_kmnist`: the three nets on the "
-              "same test images, with intervals and McNemar tests).",
+              "same test images, with intervals and McNemar tests; `seeds_kmnist`: every net "
+              "over seeds, one child run per net and seed trained).",
     "checker": "Study 2: the 9-point checkerboard MLP (`train_checker`: the trained net, `hid` "
                "units; `hand_checker`: the hand-designed step net; `sweep_checker`: success "
                "rate per size).",

@@ -18,7 +18,7 @@ def _read(folder: Path, name: str) -> dict:
     return inputs.read_json(Path(folder) / f"{name}.json")
 
 
-def kmnist_line(compared: dict, fetch: dict, targets: Targets) -> str:
+def kmnist_line(compared: dict, fetch: dict, targets: Targets, seeds: dict | None = None) -> str:
     nets, alpha = compared["nets"], compared["alpha"]
     course = [n for n in nets if n != CONTROL]
     order = sorted(course, key=lambda n: -nets[n]["accuracy"])
@@ -38,6 +38,10 @@ def kmnist_line(compared: dict, fetch: dict, targets: Targets) -> str:
             + ("each step told apart" if apart else "not every step told apart")
             + f" by McNemar's exact test ({tests}); {met} of {len(course)} "
               f"{'meets its' if met == 1 else 'meet their'} official-data accuracy target.")
+    if seeds:
+        text += (f" Over {seeds['seeds']} seeds: " + ", ".join(
+            f"{v['title']} {100 * v['mean']:.1f}% +- {100 * v['sd']:.1f}" for k, v in
+            seeds["nets"].items() if k != CONTROL) + " (mean +- sd).")
     control = next((p for p in compared["pairs"] if (p["a"], p["b"]) == ("conv", CONTROL)), None)
     if control:
         place = ("behind NetConv" if control["p"] < alpha and control["only_a"] > control["only_b"]
@@ -59,7 +63,8 @@ def checker_lines(trained: dict, hand: dict, settings: dict) -> list[str]:
 def seq_line(task: str, metrics: dict, targets: Targets) -> str:
     key = "final" if "final" in metrics["test"] else "error"
     bound = verdict(targets, f"metrics/train_seq_{task}.json", f"test.{key}")
-    return (f"**Part 3, {LANGUAGE[task]}**: the kept restart's test {key} "
+    return (f"**Part 3, {LANGUAGE[task]}**: {metrics['success_count']} of {metrics['restarts']} "
+            f"restarts held their bounds; the kept one's test {key} "
             f"{metrics['test'][key]:.4f}; {bound[0].lower() + bound[1:]}.")
 
 
@@ -76,8 +81,10 @@ def beyond_line(nets: dict) -> str:
 
 def section(metrics_dir: Path, results_dir: Path, targets: Targets, headings: list) -> list:
     """``headings``: the report's level-2 headings after the summary, for the contents."""
+    seeds = _read(results_dir, "seeds_kmnist") if (Path(results_dir) / "seeds_kmnist.json").exists() \
+        else None
     items = [kmnist_line(_read(results_dir, "compare_kmnist"), _read(results_dir, "fetch_kmnist"),
-                         targets)]
+                         targets, seeds)]
     items += checker_lines(_read(metrics_dir, "train_checker"), _read(metrics_dir, "hand_checker"),
                            _read(results_dir, "train_checker")["settings"])
     items += [seq_line(t, _read(metrics_dir, f"train_seq_{t}"), targets) for t in LANGUAGE]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnstudies.report import inputs
-from nnstudies.report.document import Figure, Figures, Heading, Para, Table
+from nnstudies.report.document import Figure, Figures, Heading, Lead, Para, Table
 
 LANGUAGE = {"anbn": "a^n b^n", "anbncn": "a^n b^n c^n"}
 WORDS = {1: "one", 2: "two", 3: "three"}
@@ -154,7 +154,7 @@ def section(results_dir: Path, plots_dir: Path) -> list:
                       "Wilson, over the restarts of one training run."))
     comparisons = compare(nets)
     if comparisons:
-        blocks.append(Para("**Compared**: " + "; ".join(comparisons) + "."))
+        blocks.append(Lead(Para("**Compared**: " + "; ".join(comparisons) + ".")))
     blocks.append(Para("**The state past the trained n** (kept restarts): "
                        + "; ".join(state_sentence(name, r) for name, r in nets.items()) + "."))
     trained, reached = WILES_ELMAN["trained_max_n"], WILES_ELMAN["reached_n"]

@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 from nnstudies.report import inputs
-from nnstudies.report.document import Figure, Figures, Heading, Para, Table
+from nnstudies.report.document import Figure, Figures, Heading, Lead, Para, Table
 from nnstudies.report.targets import Targets, verdict
 
 COLOUR = {1: "blue", 0: "red"}  # target 1 is drawn blue, target 0 red (the course's colours)
@@ -129,11 +129,11 @@ def trained_section(r: dict, metrics: dict, plots: Path, targets: Targets) -> li
              f"{s['max_epochs']:,} epochs; instead of one initialisation, {s['restarts']} restarts "
              f"(generator seeds {s['seed']} x 10000 + r) train side by side, and the first to meet "
              f"the course's rule — 100% for {s['patience']:,} consecutive epochs — is kept."),
-        Para(restart_summary(r)),
+        Lead(Para(restart_summary(r))),
         Table(["restart", "seed", "first epoch at 100%", "met the rule at", "points right at the end",
                "final loss", "what happened"], restart_rows(r["restarts"]),
               caption="Every restart."),
-        Para(kept_summary(r, metrics, targets)),
+        Lead(Para(kept_summary(r, metrics, targets))),
         Table(["epoch", "loss", "accuracy (%)"],
               [[x["epoch"], f"{x['loss']:.4f}", f"{x['accuracy']:.2f}"] for x in r["log_tail"]],
               caption="The last progress lines of the kept net (the course's `ep: ... loss: ... "
@@ -152,8 +152,8 @@ def trained_section(r: dict, metrics: dict, plots: Path, targets: Targets) -> li
                 "the output combines these half-planes into the checkerboard."
                 if pure else "No unit cuts off points of one class only: the output needs "
                 "several units together for every point.")),
-        Figures([Figure(plots / fig["hidden"], f"each of the {hid} hidden units (> 0.5 shaded)"),
-                 Figure(plots / fig["out"], "the output")]),
+        Lead(Figures([Figure(plots / fig["hidden"], f"each of the {hid} hidden units (> 0.5 shaded)"),
+                      Figure(plots / fig["out"], "the output")])),
         Table(["point", "target", *(f"h{i}" for i in range(hid)), "output"],
               activation_rows(r["activations"]),
               caption="Activations of every hidden unit and the output at the nine points."),
@@ -231,15 +231,15 @@ def hand_q2(h: dict, plots: Path, targets: Targets) -> list:
               caption=f"The design (params.yaml, checker.hand); output bias {d['out_bias']:g}."),
         Table(["point", "target", "hidden code (h0..h3)", "units on", "output"],
               code_rows(h["hidden_codes"]), caption="The hidden code of each point under the step."),
-        Para(alternation_text(h["hidden_codes"], d)),
-        Para(evaluation_text("Under the step", h["step"]) + ". Accuracy: "
-             + verdict(targets, "metrics/hand_checker.json", "step.accuracy") + "; margin: "
-             + verdict(targets, "metrics/hand_checker.json", "step.output_margin") + ". "
-             + evaluation_text(f"The seed report's design (output bias {seed['design']['out_bias']:g})",
-                               seed["step"]) + "."),
-        Figures([Figure(plots / h["figures"]["lines"], "the design's four lines"),
-                 Figure(plots / h["figures"]["step_hidden"], "step: each hidden unit"),
-                 Figure(plots / h["figures"]["step_out"], "step: output")]),
+        Lead(Para(alternation_text(h["hidden_codes"], d))),
+        Lead(Para(evaluation_text("Under the step", h["step"]) + ". Accuracy: "
+                  + verdict(targets, "metrics/hand_checker.json", "step.accuracy") + "; margin: "
+                  + verdict(targets, "metrics/hand_checker.json", "step.output_margin") + ". "
+                  + evaluation_text(f"The seed report's design (output bias "
+                                    f"{seed['design']['out_bias']:g})", seed["step"]) + ".")),
+        Lead(Figures([Figure(plots / h["figures"]["lines"], "the design's four lines"),
+                      Figure(plots / h["figures"]["step_hidden"], "step: each hidden unit"),
+                      Figure(plots / h["figures"]["step_out"], "step: output")])),
     ]
 
 
@@ -292,11 +292,11 @@ def hand_q3(h: dict, plots: Path, targets: Targets) -> list:
     k = h["scale"]
     return [
         Heading(3, "Q3: the same net rescaled for the sigmoid"),
-        Para(scale_text(h) + " "
-             + verdict(targets, "metrics/hand_checker.json", "sigmoid.accuracy") + "."),
+        Lead(Para(scale_text(h) + " "
+                  + verdict(targets, "metrics/hand_checker.json", "sigmoid.accuracy") + ".")),
         Para(seed_scale_text(h)),
-        Figures([Figure(plots / h["figures"]["scale"], "smallest output margin and points right vs k "
-                        "(both designs; dotted: the scales each uses)")]),
+        Lead(Figures([Figure(plots / h["figures"]["scale"], "smallest output margin and points "
+                             "right vs k (both designs; dotted: the scales each uses)")])),
         Table(["point", "target", "h0", "h1", "h2", "h3", "output"],
               activation_rows(h["sigmoid"]["activations"]),
               caption=f"Activation table, sigmoid, every weight x{k:g}."),

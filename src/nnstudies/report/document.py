@@ -59,6 +59,32 @@ class Items:
 
 
 @dataclass
+class Lead:
+    """A block of the main body: the answer, or its one figure or table.  A part's other
+    blocks go to its appendix (``split``), so the body reads as a short paper."""
+    block: object
+
+
+def split(blocks: list, appendix: str) -> tuple[list, list]:
+    """A part's blocks -> (its main body: headings and Lead blocks, in order; its appendix:
+    the heading ``appendix`` and every other block under a "Details:" copy of the heading it
+    followed, headings with nothing under them left out)."""
+    body, details, pending = [], [Heading(2, appendix)], None
+    for block in blocks:
+        if isinstance(block, Heading):
+            body.append(block)
+            pending = None if block.level <= 2 else Heading(3, f"Details: {block.text}")
+        elif isinstance(block, Lead):
+            body.append(block.block)
+        else:
+            if pending is not None:
+                details.append(pending)
+                pending = None
+            details.append(block)
+    return body, details if len(details) > 1 else []
+
+
+@dataclass
 class Contents:
     """Links to the given headings' anchors (the same in report.md and report.html)."""
     headings: list[str]
@@ -71,10 +97,15 @@ def anchor(text: str) -> str:
     return kept.replace(" ", "-")
 
 
+def _unlead(block):
+    """A section rendered whole, not through ``split``: a Lead is its block."""
+    return block.block if isinstance(block, Lead) else block
+
+
 def markdown(blocks: list, out_dir: Path) -> str:
     """Markdown with figure links relative to ``out_dir`` (where report.md is written)."""
     lines: list[str] = []
-    for block in blocks:
+    for block in map(_unlead, blocks):
         if isinstance(block, Heading):
             lines += ["#" * block.level + " " + block.text, ""]
         elif isinstance(block, Para):
@@ -99,7 +130,7 @@ def markdown(blocks: list, out_dir: Path) -> str:
 def page(blocks: list, title: str) -> str:
     """A self-contained HTML page: every image is embedded, nothing is fetched."""
     body: list[str] = []
-    for block in blocks:
+    for block in map(_unlead, blocks):
         if isinstance(block, Heading):
             level = min(max(block.level, 1), 6)
             body.append(f'<h{level} id="{html.escape(anchor(block.text))}">{_inline(block.text)}</h{level}>')

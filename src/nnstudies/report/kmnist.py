@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnstudies.report import inputs
-from nnstudies.report.document import Code, Figure, Figures, Heading, Para, Table
+from nnstudies.report.document import Code, Figure, Figures, Heading, Lead, Para, Table
 from nnstudies.report.targets import Targets, verdict
 
 NETS = ("lin", "full", "conv")  # the course's nets: Questions 1-3
@@ -333,6 +333,26 @@ def seed_pairs_sentence(r: dict) -> str:
 # ---------------------------------------------------------------------------
 
 
+def seeds_sentence(seeds: dict) -> str:
+    """Part 1 over seeds: each net's mean, sd and range, and how often the orderings held."""
+    nets, ahead = seeds["nets"], seeds["ahead"]
+    n = seeds["seeds"]
+    text = (f"Over {n} seeds (`seeds_kmnist`; a seed sets the {seeds['varies']}), the test "
+            "accuracy is " + "; ".join(
+                f"{v['title']} {pct(v['mean'])} +- {100 * v['sd']:.1f} points (sd; "
+                f"{pct(v['min'])}-{pct(v['max'])})" for k, v in nets.items()) + ".")
+    order = []
+    for key, (a, b) in (("full_vs_lin", ("full", "lin")), ("conv_vs_full", ("conv", "full")),
+                        ("conv_vs_wide", ("conv", "wide"))):
+        if key in ahead:
+            c = ahead[key]
+            order.append(f"{nets[a]['title']} is ahead of {nets[b]['title']} in {c['ahead']} of "
+                         f"{c['seeds']}")
+    if order:
+        text += " " + "; ".join(order) + " seeds."
+    return text
+
+
 def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targets) -> list:
     """``targets``: metric file -> metric -> (bound text, met) from the course gates."""
     runs = {n: read(results_dir, f"train_kmnist_{n}") for n in NETS}
@@ -341,8 +361,10 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
     compared = read(results_dir, "compare_kmnist")
     wide_path = Path(results_dir) / f"train_kmnist_{CONTROL}.json"
     wide = read(results_dir, f"train_kmnist_{CONTROL}") if wide_path.exists() else None
+    seeds_path = Path(results_dir) / "seeds_kmnist.json"
+    seeds = read(results_dir, "seeds_kmnist") if seeds_path.exists() else None
     blocks: list = [Heading(2, "Part 1: Japanese character recognition (KMNIST)"),
-                    Para(data_sentence(fetch, runs)),
+                    Lead(Para(data_sentence(fetch, runs))),
                     Figure(plots_dir / "fetch_kmnist" / fetch["figures"]["classes"],
                            "The ten Hiragana classes: the first training images of each")]
     summary = []
@@ -353,15 +375,15 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
         classes = r["classes"]
         blocks += [
             Heading(3, f"Question {q}: {r['title']} ({KINDS[n]})"),
+            Lead(Para(accuracy_sentence(r, m, met, compared))),
+            Lead(Para(parameter_sentence(r))),
+            Lead(Figure(plots / r["figures"]["confusion"], f"{r['title']}: confusion matrix")),
             settings_table(r),
-            Para(accuracy_sentence(r, m, met, compared)),
             Para("The last epoch's console output, in the course format:"),
             Code(course_log(r)),
             Table(["true \\ predicted", *classes], [[c, *row] for c, row in zip(classes, r["confusion"])],
                   caption="Confusion matrix of the last epoch: rows are the true class, columns "
                           "the predicted class."),
-            Figure(plots / r["figures"]["confusion"], f"{r['title']}: confusion matrix"),
-            Para(parameter_sentence(r)),
         ]
         seed = SEED[n]
         summary.append([r["title"], f"{r['settings']['parameters']:,}",
@@ -369,14 +391,18 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
                         f"{m['test_loss']:.4f}", met, pct(seed["correct"] / seed["images"])])
     blocks += [
         Heading(3, "Question 4: the three nets compared"),
-        Table(["net", "parameters", "test accuracy (95% interval)", "test loss", "bound (official data)",
-               "seed report (official data)"], summary),
-        Para(ordering_sentence(runs, metrics) + " " + pairs_test_sentence(compared)),
-        Para(control_sentence(compared, wide, runs["conv"])),
-        Figure(plots_dir / "compare_kmnist" / compared["figures"]["accuracy"],
+        Lead(Table(["net", "parameters", "test accuracy (95% interval)", "test loss",
+                    "bound (official data)", "seed report (official data)"], summary)),
+        Lead(Para(ordering_sentence(runs, metrics) + " " + pairs_test_sentence(compared))),
+        Lead(Para(control_sentence(compared, wide, runs["conv"]))),
+        *([Lead(Para(seeds_sentence(seeds))),
+           Figure(plots_dir / "seeds_kmnist" / "seeds.png",
+                  "Each net's test accuracy from every seed (dots), mean +- 1 sd (black)")]
+          if seeds else []),
+        Lead(Figure(plots_dir / "compare_kmnist" / compared["figures"]["accuracy"],
                "The three nets on the same test images: accuracy with its 95% interval, and the "
                "change per class of each step up (filled: supported by the Holm-corrected "
-               "McNemar test)"),
+               "McNemar test)")),
         class_table(runs, compared),
         Para(gain_sentence(compared) + " " + hardest_sentence(compared)),
         Heading(3, "Most confused characters"),
@@ -386,7 +412,7 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
                 f"{p['likeness']:.2f}"] for n in NETS for p in runs[n]["confused_pairs"]],
               caption="The most confused (true, predicted) pairs of each net, the top three with "
                       "ties kept."),
-        *[Para(pairs_sentence(runs[n])) for n in NETS],
+        *[(Lead if n == "conv" else lambda b: b)(Para(pairs_sentence(runs[n]))) for n in NETS],
         *[Para(seed_pairs_sentence(runs[n])) for n in NETS],
         Figures([Figure(plots_dir / f"train_kmnist_{n}" / runs[n]["figures"]["confused_pairs"],
                         f"{runs[n]['title']}: each confused pair: test images of the true class "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnstudies.report import inputs
-from nnstudies.report.document import Figure, Figures, Heading, Para, Table
+from nnstudies.report.document import Figure, Figures, Heading, Lead, Para, Table
 from nnstudies.report.targets import Targets, verdict
 
 TASKS = {  # task -> (the seed's question, title)
@@ -69,7 +69,8 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
     blocks += overview(runs, targets)
     for task, (question, title) in TASKS.items():
         r = runs[task]
-        blocks += [Heading(3, f"{question}. {title}"), Para(training(r["train"], r["train_m"], r["plot"]))]
+        blocks += [Heading(3, f"{question}. {title}"),
+                   Lead(Para(training(r["train"], r["train_m"], r["plot"])))]
         figures = plots_dir / f"plot_seq_{task}"
         if task == "reber":
             blocks += reber(r["plot"], r["plot_m"], figures)
@@ -100,7 +101,10 @@ def overview(runs: dict, targets: Targets) -> list:
             f"SRN weights start from N(0, {s['init']:g}) and the LSTM's from "
             f"U(-1/sqrt(hid), 1/sqrt(hid)), as in the course. A restart succeeds when it meets its "
             f"task's bounds on the {first['success_split']} split ({data['validation_sequences']} "
-            f"sequences); the kept restart is the one with the {first['selection']}; errors are "
+            f"sequences) at every evaluation (every {s['log_every']:,} epochs) in the last "
+            f"{first['success_window']['share']:.0%} of its epochs, the course's \"consistently\" "
+            f"(the sweeps use the same rule); the kept restart is the one with the "
+            f"{first['selection']} among those that succeeded; errors are "
             f"measured on {data['test_sequences']} held-out test sequences neither training nor "
             f"selection saw (error: mean squared difference between the predicted and the true "
             f"next-symbol probabilities).")
@@ -112,10 +116,17 @@ def overview(runs: dict, targets: Targets) -> list:
 def training(train: dict, metrics: dict, plot: dict) -> str:
     bounds = ", ".join(f"{k} {'>=' if k == 'separation' else '<='} {v:g}"
                        for k, v in train["success_bounds"].items())
+    window = train["success_window"]
+    worst = window["kept_worst"]
     text = (f"{train['model'].upper()} with {train['hid']} hidden units, {train['epochs']:,} "
             f"epochs: **{train['succeeded']} of {train['restarts']} restarts** met the bounds "
-            f"({bounds}) on {train['success_split']}; restart {train['kept_restart']} is kept. "
-            f"On the test split its error is **{num(metrics['test'].get('error'))}**")
+            f"({bounds}) on {train['success_split']} at every evaluation from epoch "
+            f"{window['from_epoch']:,} on; restart {train['kept_restart']} is kept"
+            + (f" (over those {worst['evaluations']} evaluations its validation "
+               + ", ".join(f"{k} was at worst {num(v)}" for k, v in worst.items()
+                           if k in train["success_bounds"])
+               + ")" if worst.get("evaluations") else "")
+            + f". On the test split its error is **{num(metrics['test'].get('error'))}**")
     if metrics["test"].get("final") is not None:
         text += f" and its final error (the closing T/P) **{num(metrics['test']['final'])}**"
     if train["model"] == "lstm":
@@ -125,7 +136,7 @@ def training(train: dict, metrics: dict, plot: dict) -> str:
                  "capacity\"" + ("; this run keeps that" if train["hid"] == seed_hid else
                                  f"; this run uses {train['hid']}"))
     text += (f". The analysis below runs the net of epoch {plot['epoch']:,} (restart "
-             f"{plot['restart']}, best on validation there) over all {plot['sequences']} test "
+             f"{plot['restart']}, the kept one there) over all {plot['sequences']} test "
              f"sequences; figures show the first {plot['shown_sequences']}.")
     return text
 
@@ -174,14 +185,14 @@ def reber(plot: dict, metrics: dict, figures: Path) -> list:
              + f". The self-loops ({self_loops}) read back as loops for {len(loops_ok)} of "
              f"{len(loops)}; the exit is {exits}, drawn as an arrow out of the machine (no "
              "hidden vector follows the last symbol).")
-    return [Para(text), Para(text2), Para(text3),
+    return [Lead(Para(text3)), Para(text), Para(text2),
             Table(["state", "colour", "name", "seed's colour", "centroid (unit 0, unit 1)",
                    "test vectors"],
                   [[row["state"], row["colour"], row["name"], seed.get(row["state"], "-"),
                     vec(row["centroid"]), row["points"]] for row in legend]),
-            Figures([Figure(figures / "states.png", "Reber: hidden units coloured by state"),
-                     Figure(figures / "machine.png",
-                            "Reber: the state machine read back from the hidden space")])]
+            Lead(Figures([Figure(figures / "states.png", "Reber: hidden units coloured by state"),
+                          Figure(figures / "machine.png",
+                                 "Reber: the state machine read back from the hidden space")]))]
 
 
 # ---- Q2, Q3 --------------------------------------------------------------------------------
@@ -276,15 +287,15 @@ def counter(task: str, plot: dict, metrics: dict, figures: Path) -> list:
              pct(e["end"]["accuracy"]) if "end" in e else "-",
              pct(e["end_joint"]["accuracy"]) if "end" in e else "-", vec(e["mean"])]
             for ch, e in phases.items()]
-    return [Para(text), Para(text2), Para(text3), Para(text4), Para(text5),
+    return [Lead(Para(text)), Lead(Para(text2)), Para(text3), Para(text4), Para(text5),
             Table(["phase", "count", "closest unit", "r", "r, all units", "slope",
                    "end threshold", "threshold right", "line through all units right",
                    "mean hidden vector"], rows,
                   caption="Per phase, the unit closest to the count (largest |r|), and all "
                           "units together (least squares)."),
+            Lead(Figure(figures / "counter.png", f"{task}: one test sequence, the count units "
+                                                 "and end-of-run thresholds")),
             Figures([Figure(figures / "hidden.png", f"{task}: hidden units coloured by count"),
-                     Figure(figures / "counter.png", f"{task}: one test sequence, the count "
-                                                     "units and end-of-run thresholds"),
                      Figure(figures / "count_fit.png", f"{task}: each phase's count unit "
                                                        "against the count")])]
 
@@ -402,7 +413,8 @@ def ereber(train: dict, plot: dict, metrics: dict, figures: Path) -> list:
     header = ["step"] + [f"{b} branch: {h}" for b in ex for h in ("read", f"cell {u}", "forget",
                                                                   "input")]
     strings = " and ".join(f"{b} branch `{e['string']}`" for b, e in ex.items())
-    return [Para(text), Para(intervention_text(plot.get("intervention"), u)), Para(text2),
+    return [Para(text), Lead(Para(intervention_text(plot.get("intervention"), u))),
+            Para(text2),
             Table(header, rows, caption=f"Two test strings side by side ({strings}): cell {u} "
                                         "and its gates after each symbol read."),
             Para(f"Hidden vectors fall to their own state's centroid {pct(metrics['separation'])} of "
@@ -410,10 +422,10 @@ def ereber(train: dict, plot: dict, metrics: dict, figures: Path) -> list:
                  + (": the units separate the outer symbol more cleanly than the grammar states."
                     if probe["unit_accuracy"][u] > max(metrics["separation"],
                                                        metrics["context_separation"]) else ".")),
-            Figures([Figure(figures / "branches.png", "Embedded Reber: a T- and a P-branch string, "
-                                                      f"the cells (cell {u} thick) and its gates"),
-                     Figure(figures / "probe.png", "Embedded Reber: T vs P read from the cells, per "
-                                                   "step before the inner E")])]
+            Lead(Figures([Figure(figures / "branches.png", "Embedded Reber: a T- and a P-branch "
+                                 f"string, the cells (cell {u} thick) and its gates"),
+                          Figure(figures / "probe.png", "Embedded Reber: T vs P read from the "
+                                 "cells, per step before the inner E")]))]
 
 
 # ---- the course's diagnostic print, as data -----------------------------------------------

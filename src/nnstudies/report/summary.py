@@ -62,7 +62,7 @@ def section(root: Path, params_path: Path, fetch: dict, profile: str) -> list:
     code = code_version(root)
     changed = params_diff(root, params_path)
     blocks = [
-        Heading(2, "Run summary"),
+        Heading(2, "Appendix F: run summary"),
         Para(f"Profile **{profile}**; code, params and data of git commit `{code['commit'][:12]}`"
              + (" (with uncommitted changes)" if code["dirty"] else "")
              + (f"; DVC experiment **{code['experiment']}** on baseline `{code['baseline'][:12]}`"

@@ -1,8 +1,8 @@
 """The sweeps in the report: how many hidden units does each task need?
 
-Every sentence is computed from results/sweep_checker.json and results/sweep_seq.json: the
-smallest size whose measured success rate reaches RELIABLE, with its 95% Wilson interval,
-the size below it, and the smallest size that ever succeeded.
+Every sentence is computed from results/sweep_checker.json and results/sweep_seq.json: per
+task the smallest size whose 95% Wilson lower bound clears the sweep's threshold, the size
+below it, and which neighbouring sizes an exact test tells apart (sweep.stats.conclude).
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nnstudies.report import inputs
-from nnstudies.report.document import Figure, Figures, Heading, Para, Table
+from nnstudies.report.document import Figure, Figures, Heading, Lead, Para, Table
 
-RELIABLE = 0.9  # "reliably learns": at least 90% of single runs succeed
 SEQ_TASKS = {"reber": "Reber grammar", "anbn": "a^n b^n", "anbncn": "a^n b^n c^n"}
 
 
@@ -37,36 +36,41 @@ def epochs_text(size: dict) -> str:
     q = size["epochs_to_success"]
     if not q:
         return ""
-    return f"; its successful runs took a median of {q['median']:,.0f} epochs (quartiles {q['q1']:,.0f}-{q['q3']:,.0f})"
+    return f"; median epochs to success {q['median']:,.0f} (quartiles {q['q1']:,.0f}-{q['q3']:,.0f})"
 
 
-def answer(task: str, sizes: dict) -> str:
-    """The measured answer for one task, in sentences."""
+def _pvalue(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def answer(task: str, sizes: dict, conclusion: dict) -> str:
+    """The answer for one task, in sentences, from the sweep's conclusion: the smallest size
+    whose 95% lower bound clears the threshold, and which neighbouring sizes differ."""
     rows = sorted(sizes.values(), key=lambda s: s["hid"])
-    reliable = [s for s in rows if s["rate"] >= RELIABLE]
-    if reliable:
-        first = reliable[0]
-        text = (f"**{task}**: the smallest size that succeeded in at least {pct(RELIABLE)} of runs "
-                f"is **hid = {first['hid']}**, {counted(first)}{epochs_text(first)}.")
+    threshold = conclusion["threshold"]
+    if conclusion["smallest"] is not None:
+        first = sizes[f"hid_{conclusion['smallest']}"]
+        text = (f"**{task}**: **hid = {first['hid']}** is the smallest size shown to succeed in "
+                f"at least {pct(threshold)} of runs (95% lower bound >= {threshold:g}): "
+                f"{counted(first)}{epochs_text(first)}.")
         below = [s for s in rows if s["hid"] < first["hid"]]
-        mentioned = below[-1:]
         if below:
-            text += f" The next smaller size, hid = {below[-1]['hid']}: {counted(below[-1])}."
-        dips = [s for s in rows if s["hid"] > first["hid"] and s["rate"] < RELIABLE]
-        if dips:
-            text += (" Not every larger size did as well: "
-                     + "; ".join(f"hid = {s['hid']}: {counted(s)}" for s in dips) + ".")
+            text += f" Next smaller, hid = {below[-1]['hid']}: {counted(below[-1])}."
     else:
-        best = max(rows, key=lambda s: (s["rate"], -s["hid"]))
-        text = (f"**{task}**: no size from hid = {rows[0]['hid']} to {rows[-1]['hid']} succeeded in "
-                f"{pct(RELIABLE)} of runs; the best was hid = {best['hid']}, {counted(best)}"
-                f"{epochs_text(best)}.")
-        mentioned = [best]
-    ever = [s for s in rows if s["successes"]]
-    never = [s for s in rows if s["hid"] < ever[0]["hid"]] if ever else rows
-    if never and never != mentioned:
-        sizes = f"{never[0]['hid']}" + (f" to {never[-1]['hid']}" if len(never) > 1 else "")
-        text += f" No run with hid {sizes} succeeded ({sum(s['runs'] for s in never)} runs)."
+        best = max(rows, key=lambda s: (s["low"], -s["hid"]))
+        text = (f"**{task}**: no size from hid = {rows[0]['hid']} to {rows[-1]['hid']} is shown to "
+                f"succeed in {pct(threshold)} of runs at 95% confidence; the highest lower bound "
+                f"is hid = {best['hid']}'s, {counted(best)}{epochs_text(best)}.")
+    pairs = conclusion["neighbours"]
+    apart = [n for n in pairs if n["distinguishable"]]
+    same = [n for n in pairs if not n["distinguishable"]]
+    if pairs:
+        text += " Neighbours told apart (Fisher exact, Holm): " + (
+            ", ".join(f"hid {n['smaller']} vs {n['larger']} (p = {_pvalue(n['p_holm'])})"
+                      for n in apart) if apart else "none")
+        if same and apart:
+            text += "; not: " + ", ".join(f"{n['smaller']} vs {n['larger']}" for n in same)
+        text += "."
     return text
 
 
@@ -101,30 +105,35 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path) -> list:
     check = inputs.read_json(Path(results_dir) / "sweep_checker.json")
     seq = inputs.read_json(Path(results_dir) / "sweep_seq.json")
     trained = inputs.read_json(Path(results_dir) / "train_checker.json")["settings"]
+    threshold = check["conclusion"]["threshold"]
     blocks: list = [
         Heading(2, "How many hidden units does each task need?"),
         Para("The runs above keep the best of many restarts. Here each size is trained from "
-             "many seeds, **one run per seed** as the course runs it, and the share of runs "
-             "that succeed is counted, with its 95% Wilson interval (`sweep_checker`, "
-             "`sweep_seq`; each run is an MLflow run, child of its sweep's run). "
-             f"Checkerboard: {check['seeds']} seeds per size, at most {check['max_epochs']:,} "
-             f"epochs, success = the course's rule (100% for {check['patience']:,} consecutive "
-             f"epochs). Recurrent nets (SRN): {seq['seeds']} seeds per size; "
+             f"{check['seeds']} seeds, fixed in advance, **one run per seed** as the course runs "
+             "it, at the course's budgets, and the share of runs that succeed is counted with "
+             "its 95% Wilson interval (`sweep_checker`, `sweep_seq`). A size is said to learn a "
+             f"task reliably when that interval's lower bound is at least {threshold:g}. "
+             f"Checkerboard: at most {check['max_epochs']:,} epochs, success = the course's rule "
+             f"(100% for {check['patience']:,} consecutive epochs). Recurrent nets (SRN): "
              + "; ".join(f"{label}: {seq[t]['epochs']:,} epochs, success = {_bounds(seq[t]['success'])}"
                          for t, label in SEQ_TASKS.items())
-             + f" on the evaluation set after the last epoch; epochs to success: the first "
-               f"evaluation (every {seq['eval_every']:,} epochs) at which they held."),
-        Para(answer("Checkerboard MLP", check["sizes"]) + " "
-             + single_run_text(check["sizes"], trained)),
+             + f" on the validation set at every evaluation (every {seq['eval_every']:,} epochs) "
+               f"in the last {pct(seq['success_window'])} of the epochs, the rule of the "
+               "trained nets above; epochs to success: the evaluation from which they held. "
+               "Neighbouring sizes are compared by the two-sided Fisher exact test, "
+               "Holm-adjusted over the pairs of one task, and told apart where p < 0.05."),
+        Lead(Para(answer("Checkerboard MLP", check["sizes"], check["conclusion"]))),
+        Para(single_run_text(check["sizes"], trained)),
     ]
-    blocks += [Para(answer(label, seq[t]["sizes"])) for t, label in SEQ_TASKS.items()]
+    blocks += [Lead(Para(answer(label, seq[t]["sizes"], seq[t]["conclusion"])))
+               for t, label in SEQ_TASKS.items()]
     rows = table_rows("checkerboard", check["sizes"])
     for t in SEQ_TASKS:
         rows += table_rows(t, seq[t]["sizes"])
     blocks += [
         Table(["task", "hid", "succeeded", "rate", "95% interval", "epochs to success: median (quartiles)"],
               rows, caption="Success rate of one run per seed, per network size."),
-        Figures([Figure(plots_dir / "sweep_checker" / "rate.png", "checkerboard MLP"),
-                 Figure(plots_dir / "sweep_seq" / "rate.png", "SRNs on the three grammars")]),
+        Lead(Figures([Figure(plots_dir / "sweep_checker" / "rate.png", "checkerboard MLP"),
+                      Figure(plots_dir / "sweep_seq" / "rate.png", "SRNs on the three grammars")])),
     ]
     return blocks

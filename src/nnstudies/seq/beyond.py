@@ -157,7 +157,7 @@ class Net:
     max_n: int  # trained on n uniform in 1..max_n
     epochs: int
     net: object  # a Stacked net, every restart
-    kept: int  # the restart best on validation at the last epoch, as train_seq keeps it
+    kept: int  # the kept restart at the last epoch, as train_seq keeps it (train.choose)
 
 
 def study(nets: list[Net], probe_max_n: int) -> Outputs:

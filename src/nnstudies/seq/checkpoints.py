@@ -13,12 +13,11 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from nnstudies import atomic
 from nnstudies.errors import UserError
-from nnstudies.seq import models, train
+from nnstudies.seq import models
 from nnstudies.seq.languages import Grammar, fingerprint
 from nnstudies.seq.models import Stacked
 
@@ -66,7 +65,8 @@ def save(folder, settings: dict, grammar: Grammar, net: Stacked, epoch: int,
     folder = Path(folder)
     head = {"format": FORMAT, "model": settings["task"]["model"], "hid": net.hid,
             "num_in": net.num_in, "restarts": net.restarts, "epoch": epoch}
-    atomic.save_torch({**head, "state": state["state"], "validation": state["validation"]},
+    atomic.save_torch({**head, "state": state["state"], "validation": state["validation"],
+                       "succeeded": state["succeeded"], "kept": state["kept"]},
                       folder / f"epoch_{epoch}.pt")
     atomic.save_torch({**head, "settings": settings, "data": fingerprint(grammar, epoch + 1),
                        "state": state["state"],
@@ -104,23 +104,21 @@ def resumable(folder, settings: dict, grammar: Grammar, epochs: int) -> tuple[di
 
 
 def load_all(path) -> tuple[Stacked, int, dict]:
-    """Every restart at that checkpoint, the one best on validation (the kept restart) and
-    what the checkpoint says of itself."""
+    """Every restart at that checkpoint, the kept one (the best on validation among those
+    that held their bounds up to it, ``train.held``) and what the checkpoint says of itself."""
     ckpt = _read(path)
     try:
         net = models.build(ckpt["model"], ckpt["num_in"], ckpt["hid"], ckpt["restarts"])
         net.load_state_dict(ckpt["state"])
-        scores = train.selection_score({k: np.asarray(v)
-                                        for k, v in ckpt["validation"].items()})
-    except (KeyError, RuntimeError) as exc:
+        best = int(ckpt["kept"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise UserError(f"{path}: checkpoint does not hold a net ({exc})") from None
-    best = int(np.argmin(scores))
     return net, best, {"best_restart": best, "epoch": ckpt["epoch"], "model": ckpt["model"],
                        "restarts": ckpt["restarts"], "validation": ckpt["validation"]}
 
 
 def load_best(path) -> tuple[Stacked, dict]:
-    """The restart with the best validation score at that checkpoint, as a one-restart net."""
+    """The kept restart at that checkpoint, as a one-restart net."""
     net, best, info = load_all(path)
     return net.select(best), {k: info[k] for k in ("best_restart", "epoch", "restarts",
                                                     "validation")}

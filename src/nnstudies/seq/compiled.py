@@ -29,126 +29,15 @@ Exactness (docs/seq.md, "The compiled kernel"; tests/test_seq_compiled.py):
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
-from numba import njit
-from numba.core import caching, types
-from numba.extending import intrinsic
 
-ONE, ZERO = np.float32(1.0), np.float32(0.0)
+from nnstudies.lanes import ONE, ZERO, exp, gather, inline, jit, optimizer_side, scatter, sigmoid, tanh, update
+
 NAMES = {"srn": ("H0", "W", "U", "hid_bias", "V", "out_bias"),
          "lstm": ("W", "U", "hid_bias", "V", "out_bias")}
-PACKAGE = Path(__file__).resolve().parents[1]  # src/nnstudies
-
-
-# ---- numba's cache of the compiled code ------------------------------------------------------
-
-def cache_root(py_file) -> Path | None:
-    """Where the machine code of this package's compiled functions is kept (compiling it
-    takes about half a minute): $NUMBA_CACHE_DIR/nnstudies when set, else
-    <repo>/.numba_cache, where a DVC queue's temp copy (<repo>/.dvc/tmp/exps/<tmp>/) uses its
-    main repo's; None outside a checkout (an installed package: numba's own places)."""
-    if PACKAGE not in Path(py_file).resolve().parents:
-        return None
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return Path(os.environ["NUMBA_CACHE_DIR"]) / "nnstudies"
-    repo = PACKAGE.parents[1]
-    parts = repo.parts
-    for i in range(len(parts) - 3, 0, -1):
-        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
-            repo = Path(*parts[:i])
-            break
-    return repo / ".numba_cache" if (repo / "pyproject.toml").is_file() else None
-
-
-class SharedCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
-    """Keys the cache by the source file's content, not its path (numba's default keeps it in
-    __pycache__ beside the file, so each copy of the repo compiles anew): one folder per
-    version of the file, so copies on different commits do not evict each other's code."""
-
-    def __init__(self, py_func, py_file):
-        self._py_file, self._lineno = py_file, py_func.__code__.co_firstlineno
-        digest = hashlib.sha256(Path(py_file).read_bytes()).hexdigest()[:16]
-        self._cache_path = str(cache_root(py_file) / f"{Path(py_file).stem}-{digest}")
-
-    def get_cache_path(self):
-        return self._cache_path
-
-    @classmethod
-    def from_function(cls, py_func, py_file):
-        return super().from_function(py_func, py_file) if cache_root(py_file) else None
-
-
-if SharedCacheLocator not in caching.CacheImpl._locator_classes:
-    caching.CacheImpl._locator_classes.insert(0, SharedCacheLocator)
-
-# No Python error checks (error_model="numpy"): their exception paths keep numba from pruning
-# the reference counting of array arguments, and the atomic increments and decrements in a
-# helper called every time step cost more than its arithmetic.  (T >= 1 always.)
-jit = njit(cache=True, error_model="numpy")
-inline = njit(cache=True, error_model="numpy", inline="always")  # helpers of the time loops
-
-
-@intrinsic
-def fma(typingctx, a, b, c):
-    """a * b + c rounded once (LLVM's fma), as torch's vectorised CPU kernels compute it (its
-    DEFAULT-capability kernels round twice)."""
-    if not all(t == types.float32 for t in (a, b, c)):
-        return None
-    return types.float32(a, b, c), lambda context, builder, sig, args: builder.fma(*args)
-
-
-@intrinsic
-def _as_float64(typingctx, bits):
-    """The float64 whose bit pattern is the int64 ``bits``."""
-    if bits != types.int64:
-        return None
-    return types.float64(bits), lambda context, builder, sig, args: builder.bitcast(
-        args[0], context.get_value_type(types.float64))
-
-
-# ---- elementwise functions -----------------------------------------------------------------
-# exp, tanh and sigmoid are evaluated in float64 from basic arithmetic, so that the loops
-# over restarts vectorise (libm's are calls, one restart at a time) and every restart gets
-# the same bits whether it sits in a SIMD lane or in the scalar remainder.  Rounded to
-# float32 they are within an ulp of libm's (almost always the correctly rounded value).
-
-LOG2E, LN2_HI, LN2_LO = 1.4426950408889634, 0.6931471803691238, 1.9082149292705877e-10
-EXP_TAYLOR = tuple(1.0 / math.factorial(k) for k in range(11, -1, -1))  # r^11/11! .. 1
-
-
-@jit
-def _exp(x):
-    """e**x for float64 x, to be rounded to float32: x = n ln2 + r, |r| <= ln2/2, e**r by its
-    Taylor series to r^11 (relative error < 1e-14), times 2**n made from its bits.  x is held
-    to [-110, 110], where float32 results are 0 and inf already (NaN stays NaN)."""
-    x = min(max(x, -110.0), 110.0)
-    n = np.rint(x * LOG2E)
-    r = (x - n * LN2_HI) - n * LN2_LO
-    p = EXP_TAYLOR[0]
-    for k in range(1, len(EXP_TAYLOR)):
-        p = p * r + EXP_TAYLOR[k]
-    return p * _as_float64((np.int64(n) + 1023) << 52)
-
-
-@jit
-def _tanh(x):
-    """tanh of a float32, rounded from float64: (e - 1) / (e + 1) with e = exp(2x), or the
-    series x - x^3/3 near 0, where e - 1 would cancel."""
-    d = np.float64(x)
-    e = _exp(2.0 * d)
-    return np.float32(d - d * d * d / 3.0 if abs(d) < 2.0 ** -12 else (e - 1.0) / (e + 1.0))
-
-
-@jit
-def _sigmoid(x):
-    return np.float32(1.0 / (1.0 + _exp(-np.float64(x))))
-
 
 # ---- the nets, all restarts in lockstep ------------------------------------------------------
 # Every restart reads the same sequence, so one time loop serves them all: arrays end in the
@@ -190,7 +79,7 @@ def _readout_grad(hs, zs, t, y, inv_t, V, gV, gc, dz, dh, acc, mx, nll):
     acc[:] = ZERO  # the softmax's denominator
     for o in range(C):
         for r in range(R):
-            dz[o, r] = np.float32(_exp(np.float64(zs[t, o, r] - mx[r])))
+            dz[o, r] = np.float32(exp(np.float64(zs[t, o, r] - mx[r])))
             acc[r] += dz[o, r]
     for r in range(R):
         nll[r] += math.log(acc[r]) - (zs[t, y, r] - mx[r])
@@ -275,17 +164,17 @@ def _srn_forward(x, T, net, hs, zs, acc):
     H, R = H0.shape
     for j in range(H):
         for r in range(R):
-            hs[0, j, r] = _tanh(H0[j, r])
+            hs[0, j, r] = tanh(H0[j, r])
     for t in range(T):
         s = x[t]  # held in a register: the stores below might alias x otherwise
         for j in range(H):
             _hidden_in(hs, t, U, j, acc)
             if s >= 0:
                 for r in range(R):
-                    hs[t + 1, j, r] = _tanh(W[s, j, r] + acc[r] + b[j, r])
+                    hs[t + 1, j, r] = tanh(W[s, j, r] + acc[r] + b[j, r])
             else:
                 for r in range(R):
-                    hs[t + 1, j, r] = _tanh(acc[r] + b[j, r])
+                    hs[t + 1, j, r] = tanh(acc[r] + b[j, r])
         _readout(hs, t, V, c, zs, acc)
 
 
@@ -308,15 +197,15 @@ def _lstm_forward(x, T, net, hs, cs, tc, act, zs, acc):
                     acc[r] = W[s, q, r] + acc[r]
             if 2 * H <= q < 3 * H:
                 for r in range(R):
-                    act[t, q, r] = _tanh(acc[r] + b[q, r])
+                    act[t, q, r] = tanh(acc[r] + b[q, r])
             else:
                 for r in range(R):
-                    act[t, q, r] = _sigmoid(acc[r] + b[q, r])
+                    act[t, q, r] = sigmoid(acc[r] + b[q, r])
         for j in range(H):
             for r in range(R):
                 cs[t + 1, j, r] = (act[t, H + j, r] * cs[t, j, r]
                                    + act[t, j, r] * act[t, 2 * H + j, r])
-                tc[t, j, r] = _tanh(cs[t + 1, j, r])
+                tc[t, j, r] = tanh(cs[t + 1, j, r])
                 hs[t + 1, j, r] = act[t, 3 * H + j, r] * tc[t, j, r]
         _readout(hs, t, V, c, zs, acc)
 
@@ -349,7 +238,7 @@ def _srn_span(symbols, starts, first, last, p, m, v, g, offs, opt, loss):
         for j in range(H):
             for r in range(R):
                 gH0[j, r] = dh[j, r] * (ONE - hs[0, j, r] * hs[0, j, r])
-        _step(p.ravel(), m.ravel(), v.ravel(), g.ravel(), opt, e - first)
+        update(p.ravel(), m.ravel(), v.ravel(), g.ravel(), opt, e - first)
         for r in range(R):
             loss[r] += np.float32(nll[r] / T)
 
@@ -389,7 +278,7 @@ def _lstm_span(symbols, starts, first, last, p, m, v, g, offs, opt, loss):
                     dpre[3 * H + j, r] = dh[j, r] * tc[t, j, r] * (ONE - o) * o
             _input_grad(hs, t, x[t], dpre, gW, gU, gb)
             _hidden_grad(net[1], dpre, dh, acc)
-        _step(p.ravel(), m.ravel(), v.ravel(), g.ravel(), opt, e - first)
+        update(p.ravel(), m.ravel(), v.ravel(), g.ravel(), opt, e - first)
         for r in range(R):
             loss[r] += np.float32(nll[r] / T)
 
@@ -414,101 +303,6 @@ def _lstm_batch(xs, p, offs, hidden, logits):
         _lstm_forward(xs[n], T, _lstm_net(p, offs), hidden[n], cs, tc, act, logits[n], acc)
 
 
-@jit
-def _step(p, m, v, g, opt, i):
-    """torch's single-tensor Adam or SGD update after the span's epoch i, element by element,
-    operation by operation; it agrees with torch's to about an ulp a step, not bit for bit
-    (torch takes the square root from MKL's vsSqrt, which is not correctly rounded).
-
-    opt = (adam, scale, root, hp, fresh): scale[i] = -lr / bias_correction1 (SGD: -lr) and
-    root[i] = sqrt(bias_correction2), torch's Python floats rounded to float32 as its kernels
-    take them; hp = (1 - beta1, beta2, 1 - beta2, eps, weight_decay, momentum); fresh: SGD's
-    momentum buffer starts at this span's first epoch.  m, v: Adam's exp_avg, exp_avg_sq;
-    SGD's momentum buffer is m."""
-    adam, scale, root, hp, fresh = opt
-    w1, b2, w2, eps, wd, mom = hp[0], hp[1], hp[2], hp[3], hp[4], hp[5]
-    for j in range(len(p)):
-        gj = fma(p[j], wd, g[j]) if wd != ZERO else g[j]  # grad.add(param, alpha=wd)
-        if adam:
-            m[j] = fma(w1, gj - m[j], m[j])  # exp_avg.lerp_(grad, 1 - beta1)
-            v[j] = fma(w2 * gj, gj, v[j] * b2)  # exp_avg_sq.mul_(b2).addcmul_(grad, grad, 1 - b2)
-            p[j] = p[j] + (scale[i] * m[j]) / (math.sqrt(v[j]) / root[i] + eps)  # addcdiv_
-        else:
-            if mom != ZERO:  # buf = grad at first, then buf.mul_(momentum).add_(grad)
-                m[j] = gj if fresh and i == 0 else fma(gj, ONE, m[j] * mom)
-                gj = m[j]
-            p[j] = fma(gj, scale[i], p[j])  # param.add_(grad, alpha=-lr)
-
-
-# ---- the torch side --------------------------------------------------------------------
-
-def _flat(t: torch.Tensor) -> np.ndarray:
-    """A (R, n) numpy view of a (R, ...) tensor: writes go to the tensor."""
-    a = t.detach().numpy()
-    view = a.reshape(len(a), -1)
-    assert np.shares_memory(a, view) and view.flags.c_contiguous
-    return view
-
-
-def _is_adam(optimizer, params) -> bool:
-    """True for Adam, False for SGD; what the compiled update does not do is refused."""
-    group = optimizer.param_groups[0]
-    if len(optimizer.param_groups) != 1 or list(map(id, group["params"])) != list(map(id, params)):
-        raise ValueError("the compiled kernel needs one parameter group: the model's parameters")
-    if type(optimizer) is torch.optim.Adam and not (
-            group["amsgrad"] or group["maximize"] or group["decoupled_weight_decay"]):
-        return True
-    if type(optimizer) is torch.optim.SGD and not (
-            group["nesterov"] or group["dampening"] or group["maximize"]):
-        return False
-    raise ValueError("the compiled kernel does plain Adam, or SGD with plain momentum, only")
-
-
-def _optimizer_side(optimizer, params, n: int):
-    """(first states, second states, how many are real, opt for ``_step``), the state
-    tensors made as torch's first step makes them where there are none yet."""
-    group, state = optimizer.param_groups[0], optimizer.state
-    adam, fresh = _is_adam(optimizer, params), False
-    hp = np.array([0.0, 0.0, 0.0, 0.0, group["weight_decay"], group.get("momentum", 0.0)],
-                  np.float32)
-    if adam:
-        for p in params:
-            if not state[p]:
-                state[p].update(step=torch.tensor(0.0), exp_avg=torch.zeros_like(p.detach()),
-                                exp_avg_sq=torch.zeros_like(p.detach()))
-        (b1, b2), done = group["betas"], state[params[0]]["step"].item()
-        steps = [done + 1 + i for i in range(n)]  # bias corrections as torch's Python floats
-        scale = np.array([-(group["lr"] / (1 - b1 ** s)) for s in steps], np.float32)
-        root = np.array([(1 - b2 ** s) ** 0.5 for s in steps], np.float32)
-        hp[:4] = 1 - b1, b2, 1 - b2, group["eps"]
-        first, second = [state[p]["exp_avg"] for p in params], [state[p]["exp_avg_sq"]
-                                                               for p in params]
-        real = 2
-    else:
-        first = second = params  # placeholders, never read
-        real = 0
-        if group["momentum"]:
-            fresh = "momentum_buffer" not in state[params[0]]
-            for p in params:  # torch copies the first gradient into it; _step does
-                state[p].setdefault("momentum_buffer", torch.zeros_like(p.detach()))
-            first, real = [state[p]["momentum_buffer"] for p in params], 1
-        scale, root = np.full(n, -group["lr"], np.float32), np.ones(n, np.float32)
-    return first, second, real, (adam, scale, root, hp, fresh)
-
-
-def _gather(tensors) -> np.ndarray:
-    """(R, ...) tensors -> one (n, R) float32 array, restarts innermost (the SIMD lanes)."""
-    return np.ascontiguousarray(np.concatenate([_flat(t).T for t in tensors]))
-
-
-def _scatter(a: np.ndarray, tensors) -> None:
-    start = 0
-    for t in tensors:
-        view = _flat(t)
-        view[:] = a[start:start + view.shape[1]].T
-        start += view.shape[1]
-
-
 def _layout(model) -> tuple[bool, list, np.ndarray]:
     """Whether it is the LSTM, its parameters, and where each starts in the (n, R) layout."""
     kind = type(model).__name__.lower()
@@ -527,15 +321,15 @@ def train_span(model, optimizer, symbols: np.ndarray, starts: np.ndarray, first:
     if last <= first:
         return
     lstm, params, offs = _layout(model)
-    first_state, second_state, real, opt = _optimizer_side(optimizer, params, last - first)
-    p, m, v = _gather(params), _gather(first_state), _gather(second_state)
+    first_state, second_state, real, opt = optimizer_side(optimizer, params, last - first)
+    p, m, v = gather(params), gather(first_state), gather(second_state)
     span = _lstm_span if lstm else _srn_span
     span(symbols, starts, first, last, p, m, v, np.zeros_like(p), offs, opt, loss_sum)
-    _scatter(p, params)
+    scatter(p, params)
     if real > 0:
-        _scatter(m, first_state)
+        scatter(m, first_state)
     if real > 1:
-        _scatter(v, second_state)
+        scatter(v, second_state)
     if opt[0]:
         for t in params:
             optimizer.state[t]["step"] += last - first
@@ -554,6 +348,6 @@ def forward(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     hidden = np.empty((N, T + 1, model.hid, R), np.float32)
     logits = np.empty((N, T, model.num_out, R), np.float32)
     run = _lstm_batch if lstm else _srn_batch
-    run(np.ascontiguousarray(index.T, np.int8), _gather(params), offs, hidden, logits)
+    run(np.ascontiguousarray(index.T, np.int8), gather(params), offs, hidden, logits)
     return (torch.from_numpy(hidden[:, 1:].transpose(1, 0, 3, 2)),
             torch.from_numpy(logits.transpose(1, 0, 3, 2)))

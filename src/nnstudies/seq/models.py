@@ -43,9 +43,14 @@ class Stacked(nn.Module):
 
     def init_restarts(self, seed: int, std: float = 0.001, first: int = 0) -> None:
         """Initialise restart r from generator (seed, first + r), parameters in order."""
+        self.init_from([(seed, first + r) for r in range(self.restarts)], std)
+
+    def init_from(self, starts: list[tuple[int, int]], std: float = 0.001) -> None:
+        """Initialise restart r from generator starts[r] = (seed, restart): a sweep's lanes
+        are restart 0 of seeds 0, 1, ..."""
         with torch.no_grad():
-            for r in range(self.restarts):
-                g = restart_generator(seed, first + r)
+            for r, (seed, restart) in enumerate(starts):
+                g = restart_generator(seed, restart)
                 for p in self.parameters():
                     p[r].copy_(self.init_values(p[r].shape, g, std))
 

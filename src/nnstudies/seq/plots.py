@@ -58,7 +58,7 @@ def load(models: Path, epoch: int, task: str) -> tuple[Stacked, dict]:
 
 
 def stage(task: str, grammar: Grammar, models: Path, epoch: int, num_sequences: int) -> Outputs:
-    """plot_seq@<task>: the net kept at ``epoch`` (best on validation), measured on test."""
+    """plot_seq@<task>: the net kept at ``epoch`` (train.choose), measured on test."""
     net, info = load(models, epoch, task)
     runs = collect(net, grammar)
     lang = grammar.language

@@ -14,15 +14,24 @@ from nnstudies.seq import checkpoints, models, train
 from nnstudies.seq.languages import Grammar
 
 
-def keep(validation: dict, test: dict, bounds: dict) -> dict:
-    """Per-restart metrics (arrays of R values) on both splits -> the restart kept (lowest
-    validation score), its numbers on each split, and which restarts meet ``bounds`` on
-    validation.  The test split plays no part in any choice."""
-    kept = int(np.argmin(train.selection_score(validation)))
-    ok = train.succeeded(validation, bounds)
+def keep(validation: dict, test: dict, ok: np.ndarray) -> dict:
+    """Per-restart metrics (arrays of R values) on both splits and which restarts succeeded
+    (``train.held``) -> the restart kept (the best on validation among those that succeeded),
+    its numbers on each split.  The test split plays no part in any choice."""
+    kept = train.choose(validation, ok)
     return {"kept": kept, "success": ok,
             "validation": {k: float(v[kept]) for k, v in validation.items()},
             "test": {k: float(v[kept]) for k, v in test.items()}}
+
+
+def window_worst(curve: list[dict], restart: int, start: int) -> dict:
+    """A restart's worst validation scores over the evaluations from epoch ``start`` on (the
+    success window): how far from its bounds a kept net strays, its instability disclosed."""
+    rows = [r for r in curve if r["restart"] == restart and r["epoch"] >= start]
+    worst = {k: max(r[k] for r in rows) for k in ("error", "final") if k in rows[0]}
+    if "separation" in rows[0]:
+        worst["separation"] = min(r["separation"] for r in rows)
+    return {"evaluations": len(rows), **worst}
 
 
 def _example(x) -> np.ndarray:
@@ -48,7 +57,8 @@ def run(task: str, s: dict, t: dict, grammar: Grammar, folder: Path, *,
     net = models.build(t["model"], grammar.classes, t["hid"], s["restarts"])
     net.init_restarts(s["seed"], s["init"])
     settings = train.Settings(t["epochs"], s["optim"], s["lr"], s["momentum"], s["weight_decay"],
-                              s["log_every"], s["checkpoint_every"], s["kernel"])
+                              s["log_every"], s["checkpoint_every"], s["kernel"], t["success"],
+                              s["success_window"])
     # What a resumed run must share with the saved one (more epochs may be asked for).
     identity = {"task": {"model": t["model"], "hid": t["hid"]},
                 "train": {k: v for k, v in s.items() if k != "resume"}}
@@ -72,7 +82,9 @@ def run(task: str, s: dict, t: dict, grammar: Grammar, folder: Path, *,
     validation = {k: np.asarray(v) for k, v in result.metrics.items()}
     test_batch = train.eval_batch(grammar, "test")
     test = train.evaluate(net, test_batch, settings.kernel)
-    chosen = keep(validation, test, t["success"])
+    chosen = keep(validation, test, train.held(result.curve, t["success"], t["epochs"],
+                                               s["success_window"]))
+    start = train.window_start(t["epochs"], s["success_window"])
 
     per_restart = [{"restart": r, "success": bool(chosen["success"][r]), "train_loss": loss[r],
                     "validation": {k: v[r] for k, v in validation.items()},
@@ -85,6 +97,8 @@ def run(task: str, s: dict, t: dict, grammar: Grammar, folder: Path, *,
         "kept_restart": chosen["kept"],
         "selection": "lowest validation error" + (" + final" if final else ""),
         "success_bounds": t["success"], "success_split": "validation",
+        "success_window": {"share": s["success_window"], "from_epoch": start,
+                           "kept_worst": window_worst(result.curve, chosen["kept"], start)},
         "succeeded": int(chosen["success"].sum()),
         "data": {"train_sequences": len(grammar.train), "train_sequences_used": t["epochs"] + 1,
                  "validation_sequences": len(grammar.validation),

@@ -129,12 +129,49 @@ def best_rows(curve: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "_score"} for row in best.values()]
 
 
-def succeeded(metrics: dict, bounds: dict) -> np.ndarray:
-    """A restart succeeds when every bounded metric is within its bound (separation: floor)."""
+def within(metrics: dict, bounds: dict) -> np.ndarray:
+    """Which restarts have every bounded metric within its bound (separation: a floor)."""
     ok = np.ones_like(metrics["error"], dtype=bool)
     for key, bound in bounds.items():
         ok &= metrics[key] >= bound if key == "separation" else metrics[key] <= bound
     return ok
+
+
+def window_start(epoch: int, window: float) -> int:
+    """The first epoch of the last ``window`` share of epochs 0..epoch."""
+    return epoch - int(window * epoch)
+
+
+def held(curve: list[dict], bounds: dict, epoch: int, window: float) -> np.ndarray:
+    """The success rule, one for train_seq, train_beyond and the sweeps: a restart succeeds
+    when its validation scores meet every bound at EVERY evaluation in the last ``window`` of
+    its ``epoch`` epochs (the course asks for an error consistently in the band; one good last
+    evaluation after a spike is not that).  ``curve``: rows of epoch, restart, metrics."""
+    start, restarts = window_start(epoch, window), 1 + max(row["restart"] for row in curve)
+    ok, seen = np.ones(restarts, dtype=bool), np.zeros(restarts, dtype=bool)
+    for row in curve:
+        if start <= row["epoch"] <= epoch:
+            seen[row["restart"]] = True
+            ok[row["restart"]] &= bool(within({k: np.asarray(v) for k, v in row.items()},
+                                              bounds))
+    return ok & seen
+
+
+def held_since(curve: list[dict], bounds: dict, restart: int) -> int | None:
+    """The first evaluation from which every later one of ``restart`` met the bounds (None if
+    its last did not): when it settled, as the sweeps' epochs to success."""
+    since = None
+    for row in sorted((r for r in curve if r["restart"] == restart), key=lambda r: r["epoch"]):
+        ok = bool(within({k: np.asarray(v) for k, v in row.items()}, bounds))
+        since = (row["epoch"] if since is None else since) if ok else None
+    return since
+
+
+def choose(metrics: dict, ok: np.ndarray) -> int:
+    """The kept restart: the best on validation (``selection_score``) among those that
+    succeeded, or among all when none did."""
+    score = np.where(ok, selection_score(metrics), np.inf) if ok.any() else selection_score(metrics)
+    return int(np.argmin(score))
 
 
 @dataclass
@@ -147,6 +184,8 @@ class Settings:
     log_every: int = 1000
     checkpoint_every: int = 10000
     kernel: str = "compiled"  # or "fused", "loop" (the references)
+    success: dict = field(default_factory=dict)  # the task's bounds (seq.<task>.success) ...
+    window: float = 0.1  # ... held at every evaluation in this last share of the epochs
 
 
 @dataclass
@@ -267,10 +306,12 @@ def train(model: Stacked, grammar: Grammar, s: Settings, *,
             run.metrics = {**{k: v.tolist() for k, v in metrics.items()}, "loss": loss.tolist()}
         if checkpoint and (epoch % s.checkpoint_every == 0 or epoch == s.epochs):
             run.loss_sum = loss_sum.tolist()
-            if metrics is None:  # the plots pick the best restart by these
+            if metrics is None:
                 metrics = evaluate(model, batch, s.kernel)
+            ok = held(run.curve, s.success, epoch, s.window)  # the plots keep this restart
             checkpoint(epoch, {"state": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "validation": {k: v.tolist() for k, v in metrics.items()},
+                               "succeeded": ok.tolist(), "kept": choose(metrics, ok),
                                # No clock reading: a rerun writes the same bytes (dvc.lock).
                                "progress": {k: list(v) if isinstance(v, list) else v
                                             for k, v in vars(run).items() if k != "seconds"}})

@@ -1,56 +1,77 @@
 """Sweep points of Study 2: the checkerboard MLP, one course-style run per (hid, seed).
 
-Point (hid, seed) is ``checker.train.train`` on a one-restart StackedMLP started from
-generator seed ``seed * 10000``: exactly `train_checker` with ``checker.train.seed = seed``,
-``checker.train.restarts = 1`` and ``hid``, with the `checker.train` settings and the sweep's
-epoch budget.
+Point (hid, seed) is one run started from generator seed ``seed * 10000`` (restart 0 of
+`train_checker` at ``checker.train.seed = seed``), trained with the `checker.train` settings
+at the course's budget (``checker.train.max_epochs``) and judged by the course's rule: 100%
+of the nine points for ``patience`` consecutive epochs.  Points of one size train together
+as lanes of the compiled kernel (nnstudies.checker.compiled), each lane exactly as if alone.
 """
 
 from __future__ import annotations
 
-from nnstudies.sweep import stats
+from nnstudies.errors import UserError
+from nnstudies.sweep import cluster, stats
 from nnstudies.sweep.cluster import Job
 
-KEYS = ["sweep.scheduler", "sweep.workers", "sweep.checker", "checker.train.act",
-        "checker.train.init", "checker.train.lr", "checker.train.weight_decay",
-        "checker.train.patience", "checker.train.cpu_path", "tracking"]
+NAME = "checker"
+KEYS = ["sweep.scheduler", "sweep.workers", "sweep.batch", "sweep.seeds", "sweep.threshold",
+        "sweep.checker", "checker.train.act", "checker.train.init", "checker.train.lr",
+        "checker.train.weight_decay", "checker.train.max_epochs", "checker.train.patience",
+        "checker.train.cpu_path", "tracking"]
+# What a point's result depends on besides its settings: the modules its training runs.
+CODE = ("sweep/checker.py", "checker/compiled.py", "checker/data.py", "checker/model.py",
+        "checker/train.py", "lanes.py")
 COLUMNS = ["hid", "seed", "success", "epochs_to_success", "epochs_to_100", "epochs_run", "loss",
            "correct"]
 
 
-def point(pt: dict) -> dict:
-    """One run: did it meet the course's rule (100% for `patience` consecutive epochs) within
-    `max_epochs`, and when."""
-    # Imported here, on the worker: the stage's process only submits points (no torch there).
-    from nnstudies.checker import data, train
+def points(p: dict) -> list[dict]:
+    """Every point, sizes in increasing order: coordinates and the settings it trains with."""
+    c, sweep = p["checker"]["train"], p["sweep"]
+    if c["act"] != "sig":
+        raise UserError("params.yaml: checker.train.act = step: a step net has no gradient, "
+                        "there is nothing to sweep; sweep_checker needs act: sig")
+    settings = {k: c[k] for k in ("init", "lr", "weight_decay", "max_epochs", "patience",
+                                  "cpu_path")}
+    return [{"hid": hid, "seed": seed, **settings}
+            for hid in sorted(set(sweep["checker"]["hids"])) for seed in range(sweep["seeds"])]
+
+
+def train_batch(batch: dict) -> list[dict]:
+    """The points of one size, seeds ``batch["seeds"]``, trained as lanes."""
+    # Imported here, on the worker: the stage's process only submits points (no numba there).
+    from nnstudies.checker import compiled, data, train
     from nnstudies.checker.model import StackedMLP
 
     x, t = data.points()
-    model = StackedMLP.random(train.restart_seeds(pt["seed"], 1), pt["hid"], pt["init"], pt["act"])
-    res = train.train(model, x, t, lr=pt["lr"], weight_decay=pt["weight_decay"],
-                      max_epochs=pt["max_epochs"], patience=pt["patience"],
-                      log_every=pt["max_epochs"])
-    return {"hid": pt["hid"], "seed": pt["seed"], "success": res.succeeded[0],
-            "epochs_to_success": res.met_rule[0], "epochs_to_100": res.first_full[0],
-            "epochs_run": res.epochs, "loss": res.final_loss[0], "correct": res.final_correct[0]}
+    starts = [train.restart_seeds(seed, 1)[0] for seed in batch["seeds"]]
+    model = StackedMLP.random(starts, batch["hid"], batch["init"], "sig")
+    res = compiled.train(model, x, t, lr=batch["lr"], weight_decay=batch["weight_decay"],
+                         max_epochs=batch["max_epochs"], patience=batch["patience"])
+    return [{"hid": batch["hid"], "seed": seed, "success": res.met_rule[i] is not None,
+             "epochs_to_success": res.met_rule[i], "epochs_to_100": res.first_full[i],
+             "epochs_run": res.epochs[i], "loss": res.final_loss[i],
+             "correct": res.final_correct[i]}
+            for i, seed in enumerate(batch["seeds"])]
 
 
-def jobs(p: dict, share=None) -> list[Job]:
-    """Sizes in increasing order (the small ones get stuck most, run longest: first)."""
-    c, sweep = p["checker"]["train"], p["sweep"]["checker"]
-    settings = {"act": c["act"], "init": c["init"], "lr": c["lr"], "weight_decay": c["weight_decay"],
-                "patience": c["patience"], "max_epochs": sweep["max_epochs"],
-                "cpu_path": c["cpu_path"]}
-    return [Job(f"checker hid={hid} seed={seed}", {"hid": hid, "seed": seed, **settings}, point,
-                rerun=f"python -m nnstudies.sweep checker --hid {hid} --seed {seed}")
-            for hid in sorted(set(sweep["hids"])) for seed in range(sweep["seeds"])]
+def batches(todo: list[dict], size: int, share=None) -> list[Job]:
+    """The points to train, by size, in jobs of at most ``size`` seeds; the small sizes (stuck
+    most, they run longest) first, as ``points`` orders them."""
+    return [Job(f"checker {name}", batch, train_batch, points=part,
+                rerun=f"python -m nnstudies.sweep checker --hid {batch['hid']} "
+                      f"--seed {batch['seeds'][0]}")
+            for name, batch, part in cluster.grouped(todo, ("hid",), size)]
 
 
 def summarize(p: dict, results: list[dict]) -> dict:
-    """The metrics file: the budget, then per size the rate and its interval."""
-    sweep = p["sweep"]["checker"]
-    return {"points": len(results), "seeds": sweep["seeds"], "max_epochs": sweep["max_epochs"],
-            "patience": p["checker"]["train"]["patience"], "sizes": stats.summarize(results)}
+    """The metrics file: the budget, then per size the rate and its interval, and what they
+    support at the threshold."""
+    sweep, c = p["sweep"], p["checker"]["train"]
+    sizes = stats.summarize(results)
+    return {"points": len(results), "seeds": sweep["seeds"], "max_epochs": c["max_epochs"],
+            "patience": c["patience"], "sizes": sizes,
+            "conclusion": stats.conclude(sizes, sweep["threshold"])}
 
 
 def series(summary: dict) -> dict:

@@ -16,7 +16,8 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nnstudies import cpu, yamlfile
@@ -33,11 +34,54 @@ class SweepError(UserError):
 
 @dataclass
 class Job:
-    name: str  # how progress and errors name the point: "checker hid=4 seed=7"
-    point: dict  # its coordinates and settings: fn's input, the MLflow child run's params
+    name: str  # how progress and errors name it: "checker hid=4 seeds=0-11"
+    point: dict  # its coordinates and settings: fn's input
     fn: Callable  # fn(point, *args) -> results; importable, workers load it by name
     args: tuple = ()  # may hold futures of shared inputs, resolved on the worker
-    rerun: str = ""  # the command that reruns it alone
+    rerun: str = ""  # the command that reruns (its first point) alone
+    points: list = field(default_factory=list)  # a batch: the sweep points it trains, in order
+
+
+def grouped(todo: list[dict], by: tuple[str, ...], size: int):
+    """(name, settings, part): the points grouped by their values of ``by`` (in order of first
+    appearance), cut into parts of at most ``size`` seeds; ``settings``: the part's common
+    point with ``seeds`` listed; ``name``: "hid=4 seeds=0-11"."""
+    groups: dict[tuple, list[dict]] = {}
+    for pt in todo:
+        groups.setdefault(tuple(pt[k] for k in by), []).append(pt)
+    for values, group in groups.items():
+        for i in range(0, len(group), size):
+            part = group[i:i + size]
+            seeds = [pt["seed"] for pt in part]
+            name = " ".join(f"{v}" if k == "task" else f"{k}={v}" for k, v in zip(by, values))
+            name += f" seeds={seeds[0]}" + (f"-{seeds[-1]}" if len(seeds) > 1 else "")
+            settings = {k: v for k, v in part[0].items() if k != "seed"}
+            yield name, {**settings, "seeds": seeds}, part
+
+
+@contextlib.contextmanager
+def quiet(log: Path):
+    """Dask's own log records (a lost scheduler prints ~30 lines of traceback) go to ``log``,
+    not the terminal: the sweep says what happened in one line of its own."""
+    import distributed  # noqa: F401 - its import sets up the loggers redirected here
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    saved = []
+    # Dask gives several of its loggers a terminal handler of their own (distributed.client...)
+    names = {n for n in logging.root.manager.loggerDict
+             if n.split(".")[0] in ("distributed", "tornado", "bokeh", "asyncio")}
+    for name in sorted(names | {"distributed", "tornado", "bokeh", "asyncio"}):
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.handlers[:], logger.propagate))
+        logger.handlers, logger.propagate = [handler], False
+    try:
+        yield
+    finally:
+        for logger, handlers, propagate in saved:
+            logger.handlers, logger.propagate = handlers, propagate
+        handler.close()
 
 
 def cores() -> int:
@@ -56,7 +100,7 @@ def connect(scheduler: str, workers: int = 0):
         # Everything listens on 127.0.0.1 only, the scheduler's HTTP routes on a free port.
         with LocalCluster(n_workers=workers or cores(), threads_per_worker=1, processes=True,
                           host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                          silence_logs=logging.ERROR) as local, \
+                          silence_logs=logging.CRITICAL) as local, \
                 Client(local) as client:
             yield client
         return
@@ -123,7 +167,7 @@ def call(fn: Callable, point: dict, *args) -> tuple[Any, dict]:
     wherever a point runs) and timed (the timing goes to MLflow only)."""
     import torch
 
-    cpu.pin(point.get("cpu_path", "host"), "the point's cpu_path (checker.train or seq.train)")
+    cpu.pin(point.get("cpu_path", "host"), "the point's cpu_path (its study's train group)")
     torch.set_num_threads(1)
     start_ms, clock, cpu_clock = int(time.time() * 1000), time.perf_counter(), time.process_time()
     result = fn(point, *args)
@@ -144,7 +188,7 @@ def run(client, jobs: list[Job], label: str, every: float = 10.0, out=None,
     futures = {client.submit(call, job.fn, job.point, *job.args, pure=False,
                              key=f"{label}-{run_id}-{i}"): i for i, job in enumerate(jobs)}
     outcomes: list = [None] * len(jobs)
-    progress = Progress(label, len(jobs), unit="point", every=every, out=out)
+    progress = Progress(label, len(jobs), unit="batch", every=every, out=out)
     pending = set(futures)
     try:
         while pending:
@@ -152,9 +196,14 @@ def run(client, jobs: list[Job], label: str, every: float = 10.0, out=None,
                 done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 done = set()
-            except FuturesCancelledError as err:  # e.g. the scheduler went away mid-sweep
-                raise SweepError(f"the Dask scheduler dropped the sweep's points "
-                                 f"({_one_line(err)}); nothing was written, rerun the stage") from None
+            except (FuturesCancelledError, OSError) as err:  # the scheduler went away
+                done_count = sum(o is not None for o in outcomes)
+                why = "lost the connection" if isinstance(err, FuturesCancelledError) \
+                    else _one_line(err)
+                raise SweepError(f"the Dask scheduler went away after {done_count} of "
+                                 f"{len(jobs)} batches ({why}); the finished points "
+                                 "are kept in the point cache: restart the scheduler and its "
+                                 "workers (docs/sweeps.md), then rerun the stage") from None
             for future in done:
                 i = futures[future]
                 if future.status != "finished":
@@ -164,13 +213,14 @@ def run(client, jobs: list[Job], label: str, every: float = 10.0, out=None,
                     on_result(i, outcomes[i])
             progress.update(len(jobs) - len(pending), note=_eta(progress, len(jobs) - len(pending)))
     finally:
-        client.cancel(list(pending))  # a failed sweep leaves nothing running
+        with contextlib.suppress(Exception):  # a lost scheduler cannot be told anything
+            client.cancel(list(pending))  # a failed sweep leaves nothing running
     return outcomes
 
 
 def run_serial(jobs: list[Job], label: str, every: float = 10.0, out=None) -> list[tuple[Any, dict]]:
     """The same points one after another in this process (no Dask): the baseline."""
-    progress = Progress(label, len(jobs), unit="point", every=every, out=out)
+    progress = Progress(label, len(jobs), unit="batch", every=every, out=out)
     outcomes = []
     for job in jobs:
         try:
@@ -184,12 +234,12 @@ def run_serial(jobs: list[Job], label: str, every: float = 10.0, out=None) -> li
 def _failure(job: Job, future) -> str:
     if future.status == "error":
         return _message(job, future.exception())
-    return f"sweep point {job.name} was {future.status} (the scheduler lost it)"
+    return f"sweep batch {job.name} was {future.status} (the scheduler lost it)"
 
 
 def _message(job: Job, exc: BaseException) -> str:
     again = f"; rerun it alone for the traceback: {job.rerun}" if job.rerun else ""
-    return f"sweep point {job.name} failed: {type(exc).__name__}: {_one_line(exc)}{again}"
+    return f"sweep batch {job.name} failed: {type(exc).__name__}: {_one_line(exc)}{again}"
 
 
 def _eta(progress: Progress, done: int) -> str:

@@ -1,10 +1,14 @@
-"""The per-size summary of a sweep: success rates with 95% Wilson intervals, epochs to success."""
+"""The per-size summary of a sweep: success rates with 95% Wilson intervals, epochs to success,
+and what they support: the sizes whose rate clears a threshold at 95% confidence, and which
+neighbouring sizes an exact test tells apart."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from nnstudies.stats import wilson
+from nnstudies.stats import fisher_exact, holm, wilson
+
+ALPHA = 0.05  # family-wise, over the neighbour tests of one series (Holm)
 
 
 def quartiles(values: list[float]) -> dict | None:
@@ -32,3 +36,19 @@ def summarize(results: list[dict]) -> dict:
             "low": low, "high": high,
             "epochs_to_success": quartiles([r["epochs_to_success"] for r in ok])}
     return out
+
+
+def conclude(sizes: dict, threshold: float) -> dict:
+    """From ``summarize``'s sizes: those whose 95% Wilson lower bound reaches ``threshold``
+    (a rate shown to be at least that), the smallest of them, and for each pair of neighbouring
+    sizes the two-sided Fisher exact test, Holm-adjusted over the pairs of this series:
+    ``distinguishable`` where the adjusted p is below ALPHA."""
+    rows = list(sizes.values())
+    supported = [s["hid"] for s in rows if s["low"] >= threshold]
+    pairs = list(zip(rows, rows[1:]))
+    p = [fisher_exact(a["successes"], a["runs"], b["successes"], b["runs"]) for a, b in pairs]
+    return {"threshold": threshold, "smallest": supported[0] if supported else None,
+            "supported": supported,
+            "neighbours": [{"smaller": a["hid"], "larger": b["hid"], "p": pi, "p_holm": qi,
+                            "distinguishable": qi < ALPHA}
+                           for (a, b), pi, qi in zip(pairs, p, holm(p))]}
