@@ -22,6 +22,21 @@ def _points(ax, x, t):
     ax.scatter(x[:, 0], x[:, 1], c=t[:, 0], cmap="brg_r", vmin=-2, vmax=1)
     ax.set_xlim(float(GRID[0]), float(GRID[-1]))
     ax.set_ylim(float(GRID[0]), float(GRID[-1]))
+    ax.set_xlabel("x", fontsize=9)
+    ax.set_ylabel("y", fontsize=9)
+
+
+def _key(fig, what: str) -> None:
+    """The colour key, once per figure: what the shading and the point colours mean."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    cmap = plt.get_cmap("Wistia")
+    fig.legend(handles=[Patch(color=cmap(1.0), label=f"{what} > 0.5"),
+                        Patch(color=cmap(0.0), label=f"{what} < 0.5"),
+                        Line2D([], [], ls="", marker="o", color="blue", label="target 1"),
+                        Line2D([], [], ls="", marker="o", color="crimson", label="target 0")],
+               loc="lower center", ncol=4, fontsize=7, frameon=False)
 
 
 def _line(ax, w, b, label, color):
@@ -36,7 +51,8 @@ def _line(ax, w, b, label, color):
 
 
 @torch.no_grad()
-def region_maps(net: StackedMLP, x, t, lines: list[str] | None = None, hidden: bool = True):
+def region_maps(net: StackedMLP, x, t, lines: list[str] | None = None, hidden: bool = True,
+                title: str = "output"):
     """Yield (name, figure): "hidden", every hidden unit's map on one grid (unless not
     ``hidden``), then "out", the output's map.  The names carry no param value, so another
     ``hid`` rewrites the same files and leaves none of an earlier width behind.  One figure
@@ -67,13 +83,17 @@ def region_maps(net: StackedMLP, x, t, lines: list[str] | None = None, hidden: b
             else:
                 ax.axis("off")
         fig.suptitle("each hidden unit (> 0.5 shaded)")
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.06, 1, 1))
+        _key(fig, "unit")
         yield "hidden", fig
-    fig, ax = plt.subplots(figsize=(5, 5.6) if lines else (5, 5))
-    draw(ax, out.output[0, :, 0], "output", range(net.hid))
+    fig, ax = plt.subplots(figsize=(5, 6.0) if lines else (5, 5.4))
+    draw(ax, out.output[0, :, 0], title, range(net.hid))
     if lines:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2, fontsize=7)
-        fig.subplots_adjust(bottom=0.2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=7)
+        fig.subplots_adjust(bottom=0.25)
+    else:
+        fig.subplots_adjust(bottom=0.16)
+    _key(fig, "output")
     yield "out", fig
 
 

@@ -97,7 +97,8 @@ def trained(hid: int, s: dict, log_metrics: LogMetrics | None = None, progress=N
         for name, figure in plots.region_maps(net, x, t):
             yield TRAINED_FIGURES[name], figure
         yield TRAINED_FIGURES["data"], plots.data_figure(x, t)
-        yield TRAINED_FIGURES["init"], next(plots.region_maps(initial, x, t, hidden=False))[1]
+        yield TRAINED_FIGURES["init"], next(plots.region_maps(
+            initial, x, t, hidden=False, title="the kept restart's output before training"))[1]
         yield TRAINED_FIGURES["lines"], plots.lines_figure(
             lines, x, t, f"kept restart {k}: every hidden unit's dividing line")
         yield TRAINED_FIGURES["history"], plots.history_figure(

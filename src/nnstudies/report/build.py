@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnstudies import atomic, yamlfile
+from nnstudies import atomic, layout, yamlfile
 from nnstudies.report import abstract, beyond, checker, closing, document, inputs, kmnist, seq, summary, sweeps, targets
-from nnstudies.report.document import Heading, Para, Table
+from nnstudies.report.document import Figure, Figures, Heading, Para, Table
 
 
 def build(root: Path, metrics_dir: Path, results_dir: Path, plots_dir: Path, gates_path: Path,
@@ -26,7 +26,8 @@ def build(root: Path, metrics_dir: Path, results_dir: Path, plots_dir: Path, gat
              "60,000-image KMNIST training set, the course's epochs). A bound is a **course "
              "target** only where the course states it (`reference/course.yaml`, quoted in the "
              "appendix); every other bound is a **project bound**, chosen by this project. A run "
-             "on the bundled sample is expected to miss the official-data KMNIST targets."),
+             "on the bundled sample is expected to miss the official-data KMNIST targets. Each "
+             "figure's caption ends with the stage that made it: `dvc repro <stage>` remakes it."),
     ]
     # Each part's answers, figures and key tables stay in the main body (document.Lead); the
     # rest of it (settings, logs, full tables, further readings) goes to its appendix.
@@ -60,9 +61,27 @@ def build(root: Path, metrics_dir: Path, results_dir: Path, plots_dir: Path, gat
                       "this run's profile."),
     ]
     blocks += summary.section(root, params_path, fetch, profile)
+    blocks = provenance(blocks, Path(plots_dir), summary.lock_stages(root))
     # The summary and contents come right after the title and the two opening paragraphs.
     headings = [b.text for b in blocks if isinstance(b, Heading) and b.level == 2]
     return blocks[:3] + abstract.section(metrics_dir, results_dir, paper, headings) + blocks[3:]
+
+
+def provenance(blocks: list, plots_dir: Path, stages: list[str]) -> list:
+    """Every figure's caption ends with the stage that made it, [`stage`] (its folder under
+    plots/ is the stage's slug); `dvc repro <stage>` regenerates it."""
+    by_slug = {layout.slug(name): name for name in stages}
+
+    def tagged(fig: Figure) -> Figure:
+        try:
+            slug = Path(fig.path).relative_to(plots_dir).parts[0]
+        except ValueError:
+            return fig
+        stage = by_slug.get(slug)
+        return Figure(fig.path, f"{fig.caption} [`{stage}`]") if stage else fig
+
+    return [Figures([tagged(f) for f in b.items]) if isinstance(b, Figures)
+            else tagged(b) if isinstance(b, Figure) else b for b in blocks]
 
 
 def _gate_cells(active: targets.Targets, file: str, metric: str) -> list[str]:

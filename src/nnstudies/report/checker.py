@@ -137,7 +137,8 @@ def trained_section(r: dict, metrics: dict, plots: Path, targets: Targets) -> li
         Table(["epoch", "loss", "accuracy (%)"],
               [[x["epoch"], f"{x['loss']:.4f}", f"{x['accuracy']:.2f}"] for x in r["log_tail"]],
               caption="The last progress lines of the kept net (the course's `ep: ... loss: ... "
-                      "acc: ...`; the whole log is logs/train_checker/train.log)."),
+                      "acc: ...`; the whole log, `logs/train_checker/train.log`, is a DVC-cached output: "
+                      "`dvc pull` or `dvc repro train_checker` puts it in a checkout)."),
         Table(["unit", "w_x", "w_y", "bias", "output weight"], weight_rows(r["final_weights"]),
               caption=f"The kept net's final weights; output bias "
                       f"{r['final_weights']['out_bias']:.4f}."),

@@ -105,9 +105,10 @@ def overview(runs: dict, targets: Targets) -> list:
             f"{first['success_window']['share']:.0%} of its epochs, the course's \"consistently\" "
             f"(the sweeps use the same rule); the kept restart is the one with the "
             f"{first['selection']} among those that succeeded; errors are "
-            f"measured on {data['test_sequences']} held-out test sequences neither training nor "
-            f"selection saw (error: mean squared difference between the predicted and the true "
-            f"next-symbol probabilities).")
+            f"measured on {data['test_sequences']} held-out test sequences, drawn apart from the "
+            f"training and validation ones (held out as draws, not as strings: a short Reber "
+            f"string such as BTXSE also occurs in training) (error: mean squared difference "
+            f"between the predicted and the true next-symbol probabilities).")
     return [Para(text), Table(["task", "net, hidden units", "epochs", "restarts succeeded",
                                "kept restart", "test error", "test final", "bound (course or project)"],
                               rows, caption="Part 3 at a glance (test split).")]
@@ -443,4 +444,6 @@ def diagnostic(train: dict) -> list:
     scores = ", ".join(f"{k} {v:.4f}" for k, v in d["scores"].items())
     return [Table(header, rows, caption=f"The course's diagnostic print at epoch {d['epoch']:,} "
                                         f"(restart {d['restart']}, {d['split']} sequence "
-                                        f"{d['sequence']}): {scores}.")]
+                                        f"{d['sequence']}): {scores}. `state`: the grammar "
+                                        "state (the colour of the figures) after the symbol "
+                                        "read; `hidden`: the hidden units then.")]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -38,6 +40,27 @@ def code_version(root: Path) -> dict:
     }
 
 
+def lock_stages(root: Path) -> list[str]:
+    """The stages dvc.lock records (foreach items as name@item)."""
+    lock = yamlfile.read(Path(root) / "dvc.lock") or {}
+    return list(lock.get("stages", {}))
+
+
+def fingerprints(root: Path) -> dict[str, str]:
+    """Per stage (the report itself aside), a hash of what dvc.lock says it was made from: its
+    deps' md5s and its params.  A commit that only regenerates results changes none of them."""
+    lock = yamlfile.read(Path(root) / "dvc.lock") or {}
+    out = {}
+    for name, stage in lock.get("stages", {}).items():
+        if name == "report":
+            continue
+        inputs = {"deps": sorted((d["path"], d.get("md5") or d.get("hash", ""))
+                                 for d in stage.get("deps", [])),
+                  "params": stage.get("params", {})}
+        out[name] = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+    return out
+
+
 # The README's set-up line (pinned environment); the report repeats it so that it stands alone.
 SETUP = "python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e . && . .venv/bin/activate"
 
@@ -55,6 +78,10 @@ def commands(commit: str, experiment: str, changed: list[tuple[str, str, str]]) 
     return "\n".join(lines)
 
 
+def _combined(root: Path) -> str:
+    return hashlib.sha256(json.dumps(fingerprints(root), sort_keys=True).encode()).hexdigest()[:12]
+
+
 def section(root: Path, params_path: Path, fetch: dict, profile: str) -> list:
     """``fetch``: results/fetch_kmnist.json (the data this run read)."""
     from nnstudies.report.document import Code, Heading, Para, Table
@@ -67,6 +94,10 @@ def section(root: Path, params_path: Path, fetch: dict, profile: str) -> list:
              + (" (with uncommitted changes)" if code["dirty"] else "")
              + (f"; DVC experiment **{code['experiment']}** on baseline `{code['baseline'][:12]}`"
                 if code["experiment"] else "; run in the workspace (not a DVC experiment)") + "."),
+        Para("What every stage was made from, as dvc.lock records it: a hash of its deps' "
+             "md5s and its params (the same after a commit that only regenerates results; "
+             f"all stages together: `{_combined(root)}`)."),
+        Table(["stage", "inputs (dvc.lock)"], [[k, f"`{v}`"] for k, v in fingerprints(root).items()]),
         Para(f"KMNIST source: `{fetch['source']}` ({fetch['train_images']:,} training "
              f"and {fetch['test_images']:,} test images, every file md5-verified)."),
         Table(["file", "md5", "bytes"],

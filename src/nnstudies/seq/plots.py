@@ -162,9 +162,9 @@ def machine(points, labels, results: dict, grammar: Grammar, title: str, min_sha
     cents = {row["state"]: np.array(row["centroid"][:2]) for row in results["legend"]}
     total = sum(t["times"] for t in results["transitions"])
     span = np.ptp(points[:, :2], axis=0).max() or 1.0
-    for s, c in cents.items():
-        ax.annotate(str(s), c, fontsize=11, weight="bold", ha="center", va="center",
-                    bbox={"boxstyle": "circle", "fc": "white", "alpha": 0.85}, zorder=5)
+    for s, c in cents.items():  # small, see-through discs: the clusters stay visible
+        ax.annotate(str(s), c, fontsize=9, weight="bold", ha="center", va="center",
+                    bbox={"boxstyle": "circle,pad=0.2", "fc": "white", "alpha": 0.6}, zorder=5)
     for t in results["transitions"]:
         if t["times"] < min_share * total or t["from"] not in cents or t["to"] not in cents:
             continue
@@ -174,10 +174,14 @@ def machine(points, labels, results: dict, grammar: Grammar, title: str, min_sha
             ax.add_patch(plt.Circle(centre, 0.035 * span, fill=False, color="k", lw=1))
             ax.text(*(centre + 0.05 * span), t["symbol"], fontsize=10, ha="center")
             continue
-        ax.annotate("", q, p, arrowprops={"arrowstyle": "->", "color": "k", "lw": 1,
-                                          "connectionstyle": "arc3,rad=0.15"})
-        mid = (p + q) / 2 + 0.075 * np.array([(q - p)[1], -(q - p)[0]])
-        ax.text(*mid, t["symbol"], fontsize=10, ha="center", va="center")
+        # filled heads that stop at the node's disc (shrink, in points), so the direction shows
+        ax.annotate("", q, p, arrowprops={"arrowstyle": "-|>", "color": "k", "lw": 1,
+                                          "mutation_scale": 12, "shrinkA": 9, "shrinkB": 9,
+                                          "connectionstyle": "arc3,rad=0.15"}, zorder=4)
+        # the label on the arc's outer side, clear of where arcs cross in the middle
+        mid = (p + q) / 2 + 0.11 * np.array([(q - p)[1], -(q - p)[0]])
+        ax.text(*mid, t["symbol"], fontsize=9, ha="center", va="center", color="darkred",
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7})
     for e in results["exits"]:
         if e["from"] in cents:
             p = cents[e["from"]]
@@ -302,7 +306,9 @@ def count_fit(shown: dict, grammar: Grammar, found: dict, name: str):
         y = h[m, e["unit"]]
         ax.scatter(count[m], y, s=10, alpha=0.5)
         xs = np.arange(count[m].min(), count[m].max() + 1)
-        ax.plot(xs, y.mean() + e["slope"] * (xs - count[m].mean()), "k-", lw=1)
+        # the fitted line within tanh's range: a linear fit of a saturating code runs past +-1
+        ax.plot(xs, np.clip(y.mean() + e["slope"] * (xs - count[m].mean()), -1, 1), "k-", lw=1)
+        ax.set_ylim(-1.05, 1.05)
         ax.set_xlabel(f"{ch}'s {e['count']}")
         ax.set_ylabel(f"hidden unit {e['unit']}")
         ax.set_title(f"phase {ch}: r = {e['r']:+.2f}, slope {e['slope']:+.3f}", fontsize=10)
