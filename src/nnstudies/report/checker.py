@@ -107,6 +107,23 @@ def side_text(line: dict) -> str:
     return text
 
 
+def duplicate_units_text(w: dict, cosine: float = 0.99) -> str:
+    """Hidden units whose lines w.x + b = 0 nearly coincide: the cosine between their
+    (w_x, w_y, b) vectors at least ``cosine`` (same side on) counts them as one half-plane."""
+    units = [(*xy, b) for xy, b in zip(w["in_weight"], w["hid_bias"])]
+    norm = [sum(v * v for v in u) ** 0.5 for u in units]
+    pairs = [(i, j, sum(a * b for a, b in zip(units[i], units[j])) / (norm[i] * norm[j]))
+             for i in range(len(units)) for j in range(i + 1, len(units))]
+    twins = [(i, j, c) for i, j, c in pairs if c >= cosine]
+    if not twins:
+        return (f"No two of the {len(units)} hidden units draw nearly the same line (every "
+                f"cosine between their (w_x, w_y, bias) below {cosine:g}).")
+    merged = len(units) - len({j for _, j, _ in twins})
+    return ("Near-duplicate units: " + "; ".join(
+        f"h{i} and h{j} (cosine {c:.4f} between their (w_x, w_y, bias))" for i, j, c in twins)
+        + f": the {len(units)} units draw about {merged} distinct half-planes.")
+
+
 def weight_rows(w: dict) -> list[list]:
     return [[f"h{i}", f"{wi[0]:.4f}", f"{wi[1]:.4f}", f"{b:.4f}", f"{v:.4f}"]
             for i, (wi, b, v) in enumerate(zip(w["in_weight"], w["hid_bias"], w["out_weight"]))]
@@ -139,6 +156,7 @@ def trained_section(r: dict, metrics: dict, plots: Path, targets: Targets) -> li
               caption="The last progress lines of the kept net (the course's `ep: ... loss: ... "
                       "acc: ...`; the whole log, `logs/train_checker/train.log`, is a DVC-cached output: "
                       "`dvc pull` or `dvc repro train_checker` puts it in a checkout)."),
+        Para(duplicate_units_text(r["final_weights"])),
         Table(["unit", "w_x", "w_y", "bias", "output weight"], weight_rows(r["final_weights"]),
               caption=f"The kept net's final weights; output bias "
                       f"{r['final_weights']['out_bias']:.4f}."),

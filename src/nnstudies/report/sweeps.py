@@ -87,6 +87,19 @@ def single_run_text(sizes: dict, trained: dict) -> str:
             f"{chance(stuck(size['low']))} over the interval).")
 
 
+def hand_text(sizes: dict, hand: dict) -> str:
+    """A solution of the hand design's width exists; how often does one random run find one?"""
+    width = len(hand["design"]["hid_bias"])
+    size = sizes.get(f"hid_{width}")
+    if size is None:
+        return ""
+    exists = ("a solution with that many units exists (the hand design classifies all nine "
+              "points), yet" if hand["step"]["correct"] == 9 else "the hand design does not "
+              "classify all nine points; and")
+    return (f"At hid = {width}, the hand-designed net's width, {exists} single random runs reach "
+            f"one in {counted(size)}.")
+
+
 def table_rows(task: str, sizes: dict) -> list[list]:
     rows = []
     for s in sorted(sizes.values(), key=lambda s: s["hid"]):
@@ -124,6 +137,7 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path) -> list:
                "Holm-adjusted over the pairs of one task, and told apart where p < 0.05."),
         Lead(Para(answer("Checkerboard MLP", check["sizes"], check["conclusion"]))),
         Para(single_run_text(check["sizes"], trained)),
+        Para(hand_text(check["sizes"], inputs.read_json(Path(results_dir) / "hand_checker.json"))),
     ]
     blocks += [Lead(Para(answer(label, seq[t]["sizes"], seq[t]["conclusion"])))
                for t, label in SEQ_TASKS.items()]
