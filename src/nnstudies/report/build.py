@@ -62,9 +62,10 @@ def build(root: Path, metrics_dir: Path, results_dir: Path, plots_dir: Path, gat
     ]
     blocks += summary.section(root, params_path, fetch, profile)
     blocks = provenance(blocks, Path(plots_dir), summary.lock_stages(root))
-    # The summary and contents come right after the title and the two opening paragraphs.
+    # The summary and contents come right after the title, in the first screen; the two
+    # opening paragraphs (where the numbers come from, what a bound is) after them.
     headings = [b.text for b in blocks if isinstance(b, Heading) and b.level == 2]
-    return blocks[:3] + abstract.section(metrics_dir, results_dir, paper, headings) + blocks[3:]
+    return blocks[:1] + abstract.section(metrics_dir, results_dir, paper, headings) + blocks[1:]
 
 
 def provenance(blocks: list, plots_dir: Path, stages: list[str]) -> list:

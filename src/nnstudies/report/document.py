@@ -113,7 +113,7 @@ def markdown(blocks: list, out_dir: Path) -> str:
         elif isinstance(block, Items):
             lines += [f"- {line}" for line in block.lines] + [""]
         elif isinstance(block, Contents):
-            lines += [f"- [{h}](#{anchor(h)})" for h in block.headings] + [""]
+            lines += [" · ".join(f"[{h}](#{anchor(h)})" for h in block.headings), ""]
         elif isinstance(block, Code):
             lines += ["```", block.text.rstrip("\n"), "```", ""]
         elif isinstance(block, Table):
@@ -137,8 +137,10 @@ def page(blocks: list, title: str) -> str:
         elif isinstance(block, Items):
             body.append("<ul>" + "".join(f"<li>{_inline(line)}</li>" for line in block.lines) + "</ul>")
         elif isinstance(block, Contents):
-            body.append("<ul>" + "".join(f'<li><a href="#{html.escape(anchor(h))}">{_inline(h)}</a></li>'
-                                         for h in block.headings) + "</ul>")
+            # one line of links, not a list: the summary and the contents fit the first screen
+            body.append('<p class="toc">' + " · ".join(
+                f'<a href="#{html.escape(anchor(h))}">{_inline(h)}</a>' for h in block.headings)
+                + "</p>")
         elif isinstance(block, Para):
             body.append(f"<p>{_inline(block.text)}</p>")
         elif isinstance(block, Code):
@@ -203,5 +205,6 @@ caption{caption-side:top;text-align:left;font-style:italic;padding-bottom:.3em}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.82em;line-height:1.3}
 code{background:#f1f1f4;padding:0 .2em}
 .figures{display:flex;flex-wrap:wrap;gap:1em}figure{margin:.5em 0;max-width:100%}
+.toc{font-size:.9em}
 figure img{max-width:520px;width:100%;border:1px solid #eee}figcaption{font-size:.85em;color:#555}
 """

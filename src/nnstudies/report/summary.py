@@ -40,18 +40,22 @@ def code_version(root: Path) -> dict:
     }
 
 
+def _lock(root: Path) -> dict:
+    """dvc.lock, or nothing where no stage has run yet (a report built by hand in a copy)."""
+    path = Path(root) / "dvc.lock"
+    return (yamlfile.read(path) or {}) if path.exists() else {}
+
+
 def lock_stages(root: Path) -> list[str]:
     """The stages dvc.lock records (foreach items as name@item)."""
-    lock = yamlfile.read(Path(root) / "dvc.lock") or {}
-    return list(lock.get("stages", {}))
+    return list(_lock(root).get("stages", {}))
 
 
 def fingerprints(root: Path) -> dict[str, str]:
     """Per stage (the report itself aside), a hash of what dvc.lock says it was made from: its
     deps' md5s and its params.  A commit that only regenerates results changes none of them."""
-    lock = yamlfile.read(Path(root) / "dvc.lock") or {}
     out = {}
-    for name, stage in lock.get("stages", {}).items():
+    for name, stage in _lock(root).get("stages", {}).items():
         if name == "report":
             continue
         inputs = {"deps": sorted((d["path"], d.get("md5") or d.get("hash", ""))
@@ -94,10 +98,12 @@ def section(root: Path, params_path: Path, fetch: dict, profile: str) -> list:
              + (" (with uncommitted changes)" if code["dirty"] else "")
              + (f"; DVC experiment **{code['experiment']}** on baseline `{code['baseline'][:12]}`"
                 if code["experiment"] else "; run in the workspace (not a DVC experiment)") + "."),
-        Para("What every stage was made from, as dvc.lock records it: a hash of its deps' "
-             "md5s and its params (the same after a commit that only regenerates results; "
-             f"all stages together: `{_combined(root)}`)."),
-        Table(["stage", "inputs (dvc.lock)"], [[k, f"`{v}`"] for k, v in fingerprints(root).items()]),
+        *([Para("What every stage was made from, as dvc.lock records it: a hash of its deps' "
+                "md5s and its params (the same after a commit that only regenerates results; "
+                f"all stages together: `{_combined(root)}`)."),
+           Table(["stage", "inputs (dvc.lock)"],
+                 [[k, f"`{v}`"] for k, v in fingerprints(root).items()])]
+          if fingerprints(root) else [Para("No dvc.lock: no stage's inputs are recorded.")]),
         Para(f"KMNIST source: `{fetch['source']}` ({fetch['train_images']:,} training "
              f"and {fetch['test_images']:,} test images, every file md5-verified)."),
         Table(["file", "md5", "bytes"],
