@@ -29,9 +29,10 @@ def _curve(losses: list[float]) -> dict:
 def test_the_training_curve_says_whether_the_loss_levelled_off():
     falling = kmnist.training_curve_sentence(_curve([1.0, 0.8, 0.7]))
     assert "still falling, by 12.5% over the last epoch (0.800 to 0.700)" in falling
-    assert "its 3 epochs are 375 SGD steps on this data, against 2,814 on the course's 60,000" in falling
+    assert "NetFull's 3 epochs are 375 SGD steps on this data, against 2,814 on the course's 60,000" in falling
     level = kmnist.training_curve_sentence(_curve([1.0, 0.700, 0.699]))
     assert "level over the last epoch (0.700 to 0.699)" in level and "still falling" not in level
+    assert "loss" not in kmnist.training_curve_sentence(_curve([1.0]))  # one epoch: no curve
 
 
 def test_near_duplicate_units_are_found_by_their_lines():

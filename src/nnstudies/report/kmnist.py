@@ -208,16 +208,18 @@ def training_curve_sentence(r: dict) -> str:
     """Whether a net's training loss had levelled off by its last epoch (an under-training
     check), and its SGD steps against the course's on the official data."""
     h, s = r["history"], r["settings"]
-    last, before = h[-1]["train_loss"], h[-2]["train_loss"]
     steps = s["epochs"] * -(-r["data"]["train_images"] // s["batch_size"])
     course = s["epochs"] * -(-SEED_TRAIN_IMAGES // s["batch_size"])
+    text = (f"{r['title']}'s {s['epochs']} epochs are {steps:,} SGD steps on this data, against "
+            f"{course:,} on the course's {SEED_TRAIN_IMAGES:,} images")
+    if len(h) < 2:  # one epoch: no curve to read
+        return text + "."
+    last, before = h[-1]["train_loss"], h[-2]["train_loss"]
     drop = (before - last) / before
-    state = (f"still falling, by {100 * drop:.1f}% over the last epoch ({before:.3f} to "
-             f"{last:.3f}): the run stops before its training loss levels off"
-             if drop > 0.01 else f"level over the last epoch ({before:.3f} to {last:.3f})")
-    return (f"{r['title']}'s training loss is {state}; its {s['epochs']} epochs are {steps:,} "
-            f"SGD steps on this data, against {course:,} on the course's {SEED_TRAIN_IMAGES:,} "
-            "images.")
+    return text + ("; its training loss is " + (
+        f"still falling, by {100 * drop:.1f}% over the last epoch ({before:.3f} to {last:.3f}): "
+        "the run stops before its training loss levels off" if drop > 0.01
+        else f"level over the last epoch ({before:.3f} to {last:.3f})") + ".")
 
 
 def control_sentence(compared: dict, wide: dict | None, conv: dict) -> str:

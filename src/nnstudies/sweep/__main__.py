@@ -41,11 +41,13 @@ def find(study, p: dict, hid: int, seed: int, task: str | None) -> dict:
 
 
 def picks(entries: list[tuple[dict, dict]], count: int) -> list[tuple[dict, dict]]:
-    """Up to ``count`` cached (point, result) pairs: a success, a failure, then the last."""
+    """Up to ``count`` cached (point, result) pairs: the first success, the first failure (the
+    longest task comes first), then the last point."""
     chosen = []
-    for want in (lambda r: r.get("success"), lambda r: not r.get("success", True),
-                 lambda r: True):
-        pair = next((e for e in reversed(entries) if want(e[1]) and e not in chosen), None)
+    for want, order in ((lambda r: r.get("success"), entries),
+                        (lambda r: not r.get("success", True), entries),
+                        (lambda r: True, entries[::-1])):
+        pair = next((e for e in order if want(e[1]) and e not in chosen), None)
         if pair and len(chosen) < count:
             chosen.append(pair)
     return chosen
