@@ -93,6 +93,8 @@ def _write_sweeps(metrics: Path, plots: Path, check_sizes: dict) -> None:
         (metrics / "results" / name).write_text(json.dumps(data))
     (metrics / "results" / "train_checker.json").write_text(
         json.dumps({"settings": {"hid": 6, "restarts": 16}}))
+    (metrics / "results" / "hand_checker.json").write_text(
+        json.dumps({"design": {"hid_bias": [0.0] * 4}, "step": {"correct": 9}}))
     for study in ("sweep_checker", "sweep_seq"):
         (plots / study).mkdir(parents=True, exist_ok=True)
         (plots / study / "rate.png").write_bytes(b"\x89PNG\r\n\x1a\n")

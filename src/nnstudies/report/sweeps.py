@@ -48,7 +48,7 @@ def answer(task: str, sizes: dict, conclusion: dict) -> str:
     whose 95% lower bound clears the threshold, and which neighbouring sizes differ."""
     rows = sorted(sizes.values(), key=lambda s: s["hid"])
     threshold = conclusion["threshold"]
-    if conclusion["smallest"] is not None:
+    if conclusion.get("smallest") is not None:
         first = sizes[f"hid_{conclusion['smallest']}"]
         text = (f"**{task}**: **hid = {first['hid']}** is the smallest size shown to succeed in "
                 f"at least {pct(threshold)} of runs (95% lower bound >= {threshold:g}): "

@@ -40,15 +40,17 @@ def summarize(results: list[dict]) -> dict:
 
 def conclude(sizes: dict, threshold: float) -> dict:
     """From ``summarize``'s sizes: those whose 95% Wilson lower bound reaches ``threshold``
-    (a rate shown to be at least that), the smallest of them, and for each pair of neighbouring
-    sizes the two-sided Fisher exact test, Holm-adjusted over the pairs of this series:
-    ``distinguishable`` where the adjusted p is below ALPHA."""
+    (a rate shown to be at least that), the smallest of them (absent where there is none), and
+    for each pair of neighbouring sizes the two-sided Fisher exact test, Holm-adjusted over the
+    pairs of this series: ``distinguishable`` where the adjusted p is below ALPHA."""
     rows = list(sizes.values())
     supported = [s["hid"] for s in rows if s["low"] >= threshold]
     pairs = list(zip(rows, rows[1:]))
     p = [fisher_exact(a["successes"], a["runs"], b["successes"], b["runs"]) for a, b in pairs]
-    return {"threshold": threshold, "smallest": supported[0] if supported else None,
-            "supported": supported,
+    # "smallest" is absent where no size clears the threshold, and the sizes that do are not
+    # listed (the sizes' `low` says it): `dvc plots` parses the results file, and fails on a
+    # null or an empty list there.
+    return {"threshold": threshold, **({"smallest": supported[0]} if supported else {}),
             "neighbours": [{"smaller": a["hid"], "larger": b["hid"], "p": pi, "p_holm": qi,
                             "distinguishable": qi < ALPHA}
                            for (a, b), pi, qi in zip(pairs, p, holm(p))]}
