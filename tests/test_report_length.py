@@ -49,9 +49,12 @@ def test_the_inputs_fingerprint_follows_deps_and_params_not_outputs(tmp_path):
     from nnstudies.report import summary
 
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    lock["stages"]["make_grammar@reber"] = lock["stages"]["make_seq@reber"]  # a removed stage
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    (tmp_path / "dvc.yaml").write_text((ROOT / "dvc.yaml").read_text())
     before = summary.fingerprints(tmp_path)
-    assert "report" not in before and before.keys() <= set(lock["stages"])
+    assert "report" not in before and "make_grammar@reber" not in before
+    assert before.keys() <= set(lock["stages"]) and "train_seq@anbn" in before
     lock["stages"]["train_checker"]["outs"][0]["md5"] = "0" * 32  # results regenerated
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     assert summary.fingerprints(tmp_path) == before

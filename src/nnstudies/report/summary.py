@@ -41,9 +41,16 @@ def code_version(root: Path) -> dict:
 
 
 def _lock(root: Path) -> dict:
-    """dvc.lock, or nothing where no stage has run yet (a report built by hand in a copy)."""
-    path = Path(root) / "dvc.lock"
-    return (yamlfile.read(path) or {}) if path.exists() else {}
+    """dvc.lock's stages that dvc.yaml still has (DVC keeps the entries of removed stages), or
+    nothing where no stage has run yet (a report built by hand in a copy)."""
+    path, dvc_yaml = Path(root) / "dvc.lock", Path(root) / "dvc.yaml"
+    if not path.exists():
+        return {}
+    stages = (yamlfile.read(path) or {}).get("stages", {})
+    if dvc_yaml.exists():
+        defined = (yamlfile.read(dvc_yaml) or {}).get("stages", {})
+        stages = {k: v for k, v in stages.items() if k.partition("@")[0] in defined}
+    return {"stages": stages}
 
 
 def lock_stages(root: Path) -> list[str]:
