@@ -101,7 +101,7 @@ def unexplained(markdown: str, texts: set, numbers: set[float]) -> list[str]:
     for v in numbers:
         known |= renderings(v)
     text = re.sub(r"```.*?```", "", markdown, flags=re.S)  # code blocks: course prints, commands
-    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)  # figure links
+    text = re.sub(r"^!\[.*\]\([^()]*\)$", "", text, flags=re.M)  # figure links (their captions end in [`stage`])
     text = re.sub(r"#[0-9a-f]{6}\b|`[0-9a-f]{7,40}`|\b[0-9a-f]{32}\b", "", text)  # colours, hashes
     bad = []
     for m in re.finditer(r"(?<![\w.#])[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?", text):

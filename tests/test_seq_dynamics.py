@@ -183,6 +183,7 @@ def tiny_repo(root, task):
     folder.mkdir(parents=True)
     checkpoints.save(folder, {"task": {"model": model}}, g, net, 0,
                      {"state": net.state_dict(), "validation": {"error": [0.2, 0.1]},
+                      "succeeded": [True, True], "kept": 1,
                       "optimizer": {}, "progress": {"epoch": 0}})
 
 

@@ -193,35 +193,6 @@ def pairs_test_sentence(compared: dict) -> str:
             f"{'; '.join(parts)}; {verdict}.")
 
 
-def conv_share_sentence(conv: dict) -> str:
-    """Where NetConv's parameters are: its conv layers against its fully connected ones."""
-    layers = conv["settings"]["layers"]
-    total = sum(layer["parameters"] for layer in layers)
-    convs = [layer for layer in layers if layer["module"].startswith("Conv")]
-    held = sum(layer["parameters"] for layer in convs)
-    return (f"NetConv's {len(convs)} conv layers hold {held:,} of its {total:,} parameters "
-            f"({100 * held / total:.1f}%); its fully connected layers, the kind that holds all "
-            f"of NetFull's, hold the other {total - held:,} ({100 * (total - held) / total:.1f}%).")
-
-
-def training_curve_sentence(r: dict) -> str:
-    """Whether a net's training loss had levelled off by its last epoch (an under-training
-    check), and its SGD steps against the course's on the official data."""
-    h, s = r["history"], r["settings"]
-    steps = s["epochs"] * -(-r["data"]["train_images"] // s["batch_size"])
-    course = s["epochs"] * -(-SEED_TRAIN_IMAGES // s["batch_size"])
-    text = (f"{r['title']}'s {s['epochs']} epochs are {steps:,} SGD steps on this data, against "
-            f"{course:,} on the course's {SEED_TRAIN_IMAGES:,} images")
-    if len(h) < 2:  # one epoch: no curve to read
-        return text + "."
-    last, before = h[-1]["train_loss"], h[-2]["train_loss"]
-    drop = (before - last) / before
-    return text + ("; its training loss is " + (
-        f"still falling, by {100 * drop:.1f}% over the last epoch ({before:.3f} to {last:.3f}): "
-        "the run stops before its training loss levels off" if drop > 0.01
-        else f"level over the last epoch ({before:.3f} to {last:.3f})") + ".")
-
-
 def control_sentence(compared: dict, wide: dict | None, conv: dict) -> str:
     """The size control: NetFull widened to about NetConv's parameter count, against NetConv
     (does size alone give NetConv's accuracy?) and against NetFull (does widening help?)."""
@@ -424,7 +395,6 @@ def section(metrics_dir: Path, results_dir: Path, plots_dir: Path, targets: Targ
                     "bound (official data)", "seed report (official data)"], summary)),
         Lead(Para(ordering_sentence(runs, metrics) + " " + pairs_test_sentence(compared))),
         Lead(Para(control_sentence(compared, wide, runs["conv"]))),
-        Para(conv_share_sentence(runs["conv"]) + " " + training_curve_sentence(runs["full"])),
         *([Lead(Para(seeds_sentence(seeds))),
            Figure(plots_dir / "seeds_kmnist" / "seeds.png",
                   "Each net's test accuracy from every seed (dots), mean +- 1 sd (black)")]
