@@ -34,7 +34,7 @@ seq:
             max_n: 4, reber_min_length: 0}
   train: {optim: adam, lr: 0.01, momentum: 0.0, weight_decay: 1.0e-5, init: 0.1, restarts: 2,
           seed: 0, log_every: 20, checkpoint_every: 60, kernel: fused, resume: false,
-          threads: 1, cpu_path: host}
+          threads: 1, cpu_path: host, success_window: 0.1}
   reber: {model: srn, hid: 2, epochs: 60, success: {error: 0.5, separation: 0.0}}
   ereber: {model: lstm, hid: 3, epochs: 60, success: {final: 0.0}}
 """
