@@ -13,6 +13,19 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Headless Debian chromium driven by chromedriver (the report's layout, the MLflow UI).
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def webdriver_or_skip():
+    """selenium.webdriver, or the calling test module skipped with the reason."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("needs Debian's chromium and chromedriver: apt-get install chromium "
+                    "chromium-driver", allow_module_level=True)
+    return pytest.importorskip("selenium.webdriver", reason="needs selenium: pip install -e '.[test]'")
 SAMPLE = "data/samples/kmnist-holdout"
 
 # A shell starts a background job (`cmd &` in a script, CI runners) with SIGINT ignored, exec

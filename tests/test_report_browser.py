@@ -2,30 +2,21 @@
 rendered page, not a saved picture): the summary and the contents lie within the first screen
 of 1280 x 800, and every figure's caption names the stage that made it."""
 
-import shutil
-
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import CHROMEDRIVER, CHROMIUM, HEADLESS, ROOT, webdriver_or_skip
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-if not (CHROMIUM and DRIVER):
-    pytest.skip("needs Debian's chromium and chromedriver: apt-get install chromium chromium-driver",
-                allow_module_level=True)
-webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium: pip install -e '.[test]'")
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+webdriver = webdriver_or_skip()
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('profile')}"]:
+    for flag in HEADLESS + [f"--user-data-dir={tmp_path_factory.mktemp('profile')}"]:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(DRIVER), options=options)
+    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
     try:
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})

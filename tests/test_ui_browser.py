@@ -31,21 +31,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tool_env
+from conftest import CHROMEDRIVER as DRIVER
+from conftest import CHROMIUM, HEADLESS, tool_env, webdriver_or_skip
 from nnstudies import tracking
 
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-if not (CHROMIUM and DRIVER):
-    pytest.skip("needs Debian's chromium and chromedriver: apt-get install chromium chromium-driver",
-                allow_module_level=True)
-webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium: pip install -e '.[test]'")
+webdriver = webdriver_or_skip()
 from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1440,900"]
+FLAGS = [*HEADLESS, "--window-size=1440,900"]
 PAGE_TIMEOUT_S = 90
 # DVC's automatic exp name: hid, accuracy, epochs_to_100.  The best run is logged first, so
 # that "best first" is not the UI's default order (newest first).  params.yaml says hid: 6.
